@@ -1,0 +1,67 @@
+//! The HTTP surface of inferplane and the process that serves it.
+//!
+//! [`server::start`] wires one process: the LISTEN notifier, the live stream hub, the
+//! projection runners, and the axum router ([`routes::router`]).
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod hub;
+pub mod routes;
+pub mod server;
+pub mod telemetry;
+
+use std::time::Duration;
+
+use inferplane_store::EventStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+pub use auth::OperatorToken;
+pub use server::{Server, start};
+
+/// Knobs of the HTTP surface and of the background loops of a process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest request body accepted.
+    pub body_limit_bytes: usize,
+    /// Interval of SSE keep-alive comments.
+    pub sse_keep_alive: Duration,
+    /// Events read per store query when a stream client replays.
+    pub sse_replay_page: i64,
+    /// Batches the hub keeps for slow clients before cutting them off.
+    pub sse_buffer_batches: usize,
+    /// Fallback poll when no notification arrives.
+    pub poll_interval: Duration,
+    /// Events per projection transaction.
+    pub projection_batch: i64,
+    /// Run the projection runners in this process (they elect one leader per projection).
+    pub run_projections: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            sse_keep_alive: Duration::from_secs(15),
+            sse_replay_page: 500,
+            sse_buffer_batches: 4096,
+            poll_interval: Duration::from_secs(1),
+            projection_batch: 1000,
+            run_projections: true,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub store: EventStore,
+    pub hub: hub::StreamHub,
+    pub operator_token: OperatorToken,
+    pub metrics: PrometheusHandle,
+    pub settings: Settings,
+    /// Turns true when the process stops; live streams end with a `reconnect` event.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}

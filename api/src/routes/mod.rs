@@ -1,0 +1,44 @@
+pub mod events;
+pub mod models;
+pub mod ops;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::AppState;
+use crate::auth::require_operator;
+use crate::telemetry::track_http;
+
+/// The whole HTTP surface: open health and metrics, everything under `/api` behind the
+/// operator token.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/models", get(models::list).post(models::register))
+        .route("/models/{id}", get(models::get).patch(models::update))
+        .route("/models/{id}/activate", post(models::activate))
+        .route("/models/{id}/deactivate", post(models::deactivate))
+        .route("/models/{id}/history", get(models::history))
+        .route("/events", get(events::list))
+        .route("/events/stream", get(events::stream))
+        .route("/projections", get(ops::projections))
+        .fallback(ops::not_found)
+        .route_layer(middleware::from_fn_with_state(
+            state.operator_token.clone(),
+            require_operator,
+        ));
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .nest("/api", api)
+        .fallback(ops::not_found)
+        .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
+        .layer(middleware::from_fn(track_http))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

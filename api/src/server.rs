@@ -1,0 +1,148 @@
+//! One inferplane process: HTTP, live stream, projections, and their orderly shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use inferplane_projections::ProjectionRunner;
+use inferplane_store::{EventStore, Notifier};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::hub::StreamHub;
+use crate::{AppState, OperatorToken, Settings, routes, telemetry};
+
+/// A running process; [`shutdown`](Self::shutdown) stops it cleanly.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<&'static str>,
+    _notifier: Notifier,
+}
+
+/// Starts every part of a process on `listener`.
+pub async fn start(
+    pool: PgPool,
+    listener: TcpListener,
+    token: OperatorToken,
+    settings: Settings,
+) -> anyhow::Result<Server> {
+    let addr = listener.local_addr()?;
+    let notifier = Notifier::spawn(pool.clone());
+    let hub = StreamHub::start(
+        pool.clone(),
+        notifier.subscribe(),
+        settings.sse_buffer_batches,
+        settings.poll_interval,
+    )
+    .await?;
+    let (shutdown, stop) = watch::channel(false);
+    let state = AppState {
+        store: EventStore::new(pool.clone()),
+        pool: pool.clone(),
+        hub,
+        operator_token: token,
+        metrics: telemetry::metrics_handle(),
+        settings: settings.clone(),
+        shutdown: stop.clone(),
+    };
+    let mut tasks = JoinSet::new();
+
+    if settings.run_projections {
+        for projection in inferplane_projections::all() {
+            let runner = ProjectionRunner {
+                projection,
+                pool: pool.clone(),
+                wakeups: notifier.subscribe(),
+                poll_interval: settings.poll_interval,
+                batch_size: settings.projection_batch,
+            };
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                runner.run(stop).await;
+                "projection runner"
+            });
+        }
+    }
+    tasks.spawn(report_lag(pool.clone(), stop.clone()));
+
+    let app = routes::router(state.clone());
+    let mut http_stop = stop.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+        "http server"
+    });
+    tracing::info!(%addr, "inferplane listening");
+    Ok(Server {
+        addr,
+        state,
+        shutdown,
+        tasks,
+        _notifier: notifier,
+    })
+}
+
+impl Server {
+    /// Asks every part to stop and waits for them (SSE clients are disconnected).
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => match next {
+                    Some(Ok(name)) => tracing::debug!(part = name, "stopped"),
+                    Some(Err(e)) => tracing::warn!(error = %e, "a part ended abnormally"),
+                    None => break,
+                },
+                _ = &mut deadline => {
+                    tracing::warn!("parts still running after 10 s; aborting them");
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Resolves when any part of the process ends on its own (which is a failure).
+    pub async fn wait_for_failure(&mut self) -> &'static str {
+        match self.tasks.join_next().await {
+            Some(Ok(name)) => name,
+            Some(Err(_)) => "a task that panicked",
+            None => "nothing",
+        }
+    }
+}
+
+/// Publishes projection lag to `/metrics` from the store, whichever process leads.
+async fn report_lag(pool: PgPool, mut stop: watch::Receiver<bool>) -> &'static str {
+    loop {
+        match inferplane_projections::status(&pool).await {
+            Ok(all) => {
+                for s in all {
+                    let name = s.name.clone();
+                    metrics::gauge!("inferplane_projection_lag_events", "projection" => name.clone())
+                        .set(s.lag_events as f64);
+                    metrics::gauge!("inferplane_projection_lag_seconds", "projection" => name.clone())
+                        .set(s.lag_seconds);
+                    metrics::gauge!("inferplane_projection_position", "projection" => name)
+                        .set(s.position as f64);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "projection status unavailable"),
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return "projection lag reporter",
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}

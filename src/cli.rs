@@ -1,0 +1,163 @@
+//! Command-line interface: every knob is a flag with an `INFERPLANE_*` environment twin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "inferplane",
+    version,
+    about = "Event-sourced control plane for self-hosted LLM inference"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane: API, live event stream, projections.
+    Serve(ServeArgs),
+    /// Run the whole product locally: a private PostgreSQL (unless DATABASE_URL is set),
+    /// the catalog seeded, the control plane serving.
+    Demo(DemoArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Inspect or rebuild projections (read models).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Manage the model catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Name, checkpoint and lag of every projection.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print JSON instead of a table.
+        #[arg(long, env = "INFERPLANE_JSON")]
+        json: bool,
+    },
+    /// Replay a projection from the first event into a fresh read model, then swap it in.
+    /// The API keeps serving the old one meanwhile.
+    Rebuild {
+        /// Projection name (see `projections status`).
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Register the seed catalog of open models; models already registered are left as they are.
+    Seed(DbArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(
+        long = "log",
+        env = "INFERPLANE_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
+    pub filter: String,
+    /// Log line format.
+    #[arg(
+        long,
+        env = "INFERPLANE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL. When unset, a private cluster under the data dir is used (started if
+    /// needed).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Folder of local state: the private PostgreSQL cluster and the demo's generated token.
+    #[arg(long, env = "INFERPLANE_DATA_DIR", default_value = "./.inferplane")]
+    pub data_dir: PathBuf,
+    /// Folder of the PostgreSQL server binaries (initdb, pg_ctl); searched when unset.
+    #[arg(long, env = "INFERPLANE_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+    /// Maximum database connections of this process.
+    #[arg(long, env = "INFERPLANE_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address to listen on.
+    #[arg(long, env = "INFERPLANE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Operator token (prefer INFERPLANE_ADMIN_TOKEN_FILE: a flag shows in the process list).
+    #[arg(long, env = "INFERPLANE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// File holding the operator token.
+    #[arg(long, env = "INFERPLANE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "INFERPLANE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Interval of keep-alive comments on live streams, in seconds.
+    #[arg(long, env = "INFERPLANE_SSE_KEEP_ALIVE_SECS", default_value_t = 15)]
+    pub sse_keep_alive_secs: u64,
+    /// Event batches buffered for live-stream clients before a slow one is cut off.
+    #[arg(long, env = "INFERPLANE_SSE_BUFFER_BATCHES", default_value_t = 4096)]
+    pub sse_buffer_batches: usize,
+    /// Fallback poll of the event store when no notification arrives, in milliseconds.
+    #[arg(long, env = "INFERPLANE_POLL_INTERVAL_MS", default_value_t = 1000)]
+    pub poll_interval_ms: u64,
+    /// Events applied per projection transaction.
+    #[arg(long, env = "INFERPLANE_PROJECTION_BATCH", default_value_t = 1000)]
+    pub projection_batch: i64,
+    /// Do not run projection runners in this process (another process runs them).
+    #[arg(long, env = "INFERPLANE_NO_PROJECTIONS")]
+    pub no_projections: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Apply pending migrations before serving.
+    #[arg(long, env = "INFERPLANE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Delete the data dir (private cluster and generated token) and start afresh.
+    #[arg(long)]
+    pub reset: bool,
+}
