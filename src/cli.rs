@@ -37,6 +37,8 @@ pub enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Measure the event store, projections and live stream against raw PostgreSQL.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! operator's tools. Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 
 mod admin;
+mod bench;
 mod cli;
 mod database;
 mod secrets;
@@ -39,6 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(db) => admin::migrate(db).await,
         Command::Projections { command } => admin::projections(command).await,
         Command::Catalog { command } => admin::catalog(command).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

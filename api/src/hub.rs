@@ -121,6 +121,18 @@ async fn follow(hub: StreamHub, pool: PgPool, mut wakeups: WakeUps, poll_interva
                 }
             }
         }
+        // Committed events behind an older open transaction: the notification for them is
+        // spent, so look again shortly.
+        let held_back = match pool.acquire().await {
+            Ok(mut conn) => reader::held_back(&mut conn, hub.cursor())
+                .await
+                .unwrap_or(false),
+            Err(_) => false,
+        };
+        if held_back {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
         tokio::select! {
             r = wakeups.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(poll_interval) => {}

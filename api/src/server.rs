@@ -30,6 +30,10 @@ pub async fn start(
     settings: Settings,
 ) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
+    // Read models must exist before the first query, whichever process leads them.
+    for projection in inferplane_projections::all() {
+        inferplane_projections::ensure_installed(&pool, projection.as_ref()).await?;
+    }
     let notifier = Notifier::spawn(pool.clone());
     let hub = StreamHub::start(
         pool.clone(),
@@ -73,7 +77,7 @@ pub async fn start(
     tasks.spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
+                inferplane_projections::stopped(&mut http_stop).await;
             })
             .await;
         if let Err(e) = served {
@@ -141,7 +145,7 @@ async fn report_lag(pool: PgPool, mut stop: watch::Receiver<bool>) -> &'static s
             Err(e) => tracing::debug!(error = %e, "projection status unavailable"),
         }
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return "projection lag reporter",
+            _ = inferplane_projections::stopped(&mut stop) => return "projection lag reporter",
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }

@@ -11,7 +11,7 @@ pub mod runner;
 mod status;
 
 pub use runner::{
-    Projection, ProjectionRunner, RebuildProgress, ensure_installed, live_schema, rebuild,
+    Projection, ProjectionRunner, RebuildProgress, ensure_installed, live_schema, rebuild, stopped,
 };
 pub use status::{ProjectionStatus, status};
 

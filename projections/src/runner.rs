@@ -154,6 +154,15 @@ async fn apply_batch<P: Projection + ?Sized>(
 #[error("the checkpoint was moved by another runner")]
 pub struct Fenced;
 
+/// Resolves once `shutdown` is true (or its sender is gone), whether or not the change was
+/// already seen.
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// How soon to look again when committed events wait behind an older open transaction.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(10);
+
 /// Keeps one projection current in this process, when this process wins its election.
 pub struct ProjectionRunner {
     pub projection: Arc<dyn Projection>,
@@ -182,7 +191,7 @@ impl ProjectionRunner {
                 }
             }
             tokio::select! {
-                _ = shutdown.changed() => {}
+                _ = stopped(&mut shutdown) => {}
                 _ = tokio::time::sleep(self.poll_interval) => {}
             }
         }
@@ -242,8 +251,12 @@ impl ProjectionRunner {
                     return Ok(());
                 }
             }
+            if reader::held_back(&mut *self.pool.acquire().await?, cursor).await? {
+                tokio::time::sleep(HELD_BACK_RETRY).await;
+                continue;
+            }
             tokio::select! {
-                _ = shutdown.changed() => return Ok(()),
+                _ = stopped(shutdown) => return Ok(()),
                 _ = self.wakeups.changed() => {}
                 _ = tokio::time::sleep(self.poll_interval) => {
                     // Still leading? A lost lock connection means someone else may lead now.

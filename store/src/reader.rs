@@ -106,6 +106,19 @@ fn read<'a>(
     })
 }
 
+/// True when committed events after `after` exist but are still behind the horizon: an older
+/// transaction (in any database of the cluster) is open. A notification has then already been
+/// spent on them, so the caller must retry shortly instead of waiting for the next one.
+pub async fn held_back(conn: &mut PgConnection, after: Cursor) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from events where (transaction_id, position) > ($1::text::xid8, $2))",
+    )
+    .bind(after.transaction_id.to_string())
+    .bind(after.position)
+    .fetch_one(conn)
+    .await
+}
+
 /// Events of one aggregate in sequence order (its history).
 pub async fn aggregate_history(
     conn: &mut PgConnection,

@@ -122,7 +122,10 @@ pub async fn stream(
     let joined = state.hub.cursor();
     let start = match last_event_id.or(q.after) {
         Some(p) => resolve(&state, p).await?,
-        None => joined,
+        // Live from the head of the store, which the hub may not have reached yet.
+        None => reader::head(&mut *state.pool.acquire().await?)
+            .await?
+            .max(joined),
     };
     let filter = q.filter();
     let pool = state.pool.clone();
@@ -162,7 +165,7 @@ pub async fn stream(
         loop {
             let received = tokio::select! {
                 r = live.recv() => r,
-                _ = shutdown.changed() => {
+                _ = inferplane_projections::stopped(&mut shutdown) => {
                     yield Ok(reconnect_event(sent, "server shutting down"));
                     return;
                 }

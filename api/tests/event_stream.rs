@@ -1,0 +1,304 @@
+//! The event log over HTTP: JSON pages and the live SSE stream, checked against the table.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{SseClient, TestApp, model_body};
+use serde_json::Value;
+
+async fn table_positions(app: &TestApp) -> Vec<i64> {
+    sqlx::query_scalar("select position from events order by transaction_id, position")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+fn positions(frames: &[common::Frame]) -> Vec<i64> {
+    frames
+        .iter()
+        .map(|f| f.id.as_deref().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_reconnects_with_last_event_id_misses_nothing_and_sees_nothing_twice() {
+    let app = TestApp::spawn().await;
+    // History before the client connects, replayed from the store.
+    for i in 0..5 {
+        app.register(&format!("org/before-{i}")).await;
+    }
+    let mut client = SseClient::connect(&app, "?after=0", None).await;
+    let mut seen = client.take(5).await;
+
+    // Live events while connected.
+    for i in 0..5 {
+        app.register(&format!("org/live-{i}")).await;
+    }
+    seen.extend(client.take(5).await);
+    let last_id: i64 = seen.last().unwrap().id.as_deref().unwrap().parse().unwrap();
+    drop(client);
+
+    // Appended while disconnected, then live again after reconnecting.
+    for i in 0..5 {
+        app.register(&format!("org/offline-{i}")).await;
+    }
+    let mut client = SseClient::connect(&app, "", Some(last_id)).await;
+    seen.extend(client.take(5).await);
+    for i in 0..5 {
+        app.register(&format!("org/after-{i}")).await;
+    }
+    seen.extend(client.take(5).await);
+
+    let got = positions(&seen);
+    let unique: HashSet<_> = got.iter().collect();
+    assert_eq!(
+        unique.len(),
+        got.len(),
+        "a duplicate was delivered: {got:?}"
+    );
+    assert_eq!(got, table_positions(&app).await, "a gap or a reordering");
+
+    let first: Value = serde_json::from_str(&seen[0].data).unwrap();
+    assert_eq!(seen[0].event.as_deref(), Some("ModelRegistered"));
+    assert_eq!(first["aggregate_type"], "model");
+    assert_eq!(first["sequence"], 1);
+    assert!(first["metadata"]["correlation_id"].is_string());
+    assert!(first["recorded_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_stream_started_after_a_position_gets_only_later_events_and_filters_apply() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post("/api/models")
+        .json(&model_body("org/a"))
+        .send()
+        .await
+        .unwrap();
+    let after: i64 = r.headers()["x-event-position"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let a: Value = r.json().await.unwrap();
+    let a_id = a["id"].as_str().unwrap().to_string();
+    let mut all = SseClient::connect(&app, &format!("?after={after}"), None).await;
+    let mut only_a =
+        SseClient::connect(&app, &format!("?after={after}&aggregate_id={a_id}"), None).await;
+    let mut only_deactivated = SseClient::connect(
+        &app,
+        &format!("?after={after}&event_type=ModelDeactivated&aggregate_type=model"),
+        None,
+    )
+    .await;
+    // Without a position, a stream starts live: it gets what is appended after it connects.
+    let mut live = SseClient::connect(&app, "", None).await;
+
+    app.register("org/b").await;
+    app.post(&format!("/api/models/{a_id}/deactivate"))
+        .send()
+        .await
+        .unwrap();
+
+    let frames = all.take(2).await;
+    assert_eq!(frames[0].event.as_deref(), Some("ModelRegistered"));
+    assert_eq!(frames[1].event.as_deref(), Some("ModelDeactivated"));
+    let a_frame = only_a.next().await.unwrap();
+    assert_eq!(a_frame.event.as_deref(), Some("ModelDeactivated"));
+    assert_eq!(a_frame.id, frames[1].id);
+    assert_eq!(only_deactivated.next().await.unwrap().id, frames[1].id);
+    let live_ids: Vec<_> = live.take(2).await.into_iter().map(|f| f.id).collect();
+    assert!(live_ids.contains(&frames[1].id));
+}
+
+/// A stream client that does not read: an HTTP/1.0 request (so the body is the raw event
+/// stream, not chunked) on a socket with a tiny receive buffer.
+async fn stalled_client(app: &TestApp) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = app.base.trim_start_matches("http://").parse().unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET /api/events/stream HTTP/1.0\r\nHost: test\r\nAuthorization: Bearer {}\r\n\r\n",
+        common::TOKEN
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+async fn append_blob(store: &inferplane_store::EventStore, id: String, size: usize) {
+    let event = inferplane_store::NewEvent {
+        event_type: "Bulky".into(),
+        event_version: "1".into(),
+        payload: serde_json::json!({ "blob": "x".repeat(size) }),
+    };
+    let meta =
+        inferplane_domain::EventMetadata::new_command(inferplane_domain::Actor::system("test"));
+    store.append("bulk", &id, 0, &[event], &meta).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_consumer_is_cut_off_with_a_reconnect_event_and_can_resume() {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn_with(inferplane_api::Settings {
+        sse_buffer_batches: 4,
+        ..Default::default()
+    })
+    .await;
+    let mut stalled = stalled_client(&app).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let store = inferplane_store::EventStore::new(app.db.pool.clone());
+    // Fill the socket buffers (server send buffer up to 4 MB here), then publish more
+    // batches than the hub's ring holds while the client still reads nothing.
+    for i in 0..30 {
+        append_blob(&store, format!("big{i}"), 200_000).await;
+    }
+    for i in 0..100 {
+        append_blob(&store, format!("small{i}"), 10).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let total = 130;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stalled.read_to_end(&mut raw))
+        .await
+        .expect("the server ends the stream")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let body = &text[text.find("\r\n\r\n").expect("response headers") + 4..];
+    let ids: Vec<i64> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let reconnect = body
+        .split("\n\n")
+        .find(|f| f.contains("event: reconnect"))
+        .expect("a reconnect event ends the stream");
+    assert!(ids.len() < total, "the client was not cut off");
+    let data = reconnect
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let hint: Value = serde_json::from_str(data).unwrap();
+    let last = hint["last_event_id"].as_i64().unwrap();
+    if let Some(p) = ids.last() {
+        assert_eq!(last, *p, "the hint is the last event delivered");
+    }
+
+    let mut resumed = SseClient::connect(&app, "", Some(last)).await;
+    let mut all = ids;
+    all.extend(positions(&resumed.take(total - all.len()).await));
+    assert_eq!(all, table_positions(&app).await);
+}
+
+#[tokio::test]
+async fn stopping_the_server_ends_streams_with_a_reconnect_event() {
+    let mut app = TestApp::spawn().await;
+    let mut client = SseClient::connect(&app, "", None).await;
+    app.stop().await;
+    let f = client.next().await.unwrap();
+    assert_eq!(f.event.as_deref(), Some("reconnect"));
+}
+
+#[tokio::test]
+async fn the_json_log_pages_in_commit_order_and_refuses_unknown_positions() {
+    let app = TestApp::spawn().await;
+    for i in 0..7 {
+        app.register(&format!("org/m{i}")).await;
+    }
+    let mut after = 0;
+    let mut got = Vec::new();
+    loop {
+        let page: Value = app
+            .get(&format!("/api/events?after={after}&limit=3"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            assert_eq!(page["next_after"], after);
+            break;
+        }
+        got.extend(events.iter().map(|e| e["position"].as_i64().unwrap()));
+        after = page["next_after"].as_i64().unwrap();
+    }
+    assert_eq!(got, table_positions(&app).await);
+
+    for (query, field) in [
+        ("?after=999999", "after"),
+        ("?after=-1", "after"),
+        ("?limit=0", "limit"),
+        ("?limit=5000", "limit"),
+        ("?after=abc", "query"),
+    ] {
+        let r = app
+            .get(&format!("/api/events{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["errors"][0]["field"], field, "{query}: {p}");
+    }
+    let r = app
+        .get("/api/events/stream")
+        .header("Last-Event-ID", "not-a-number")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let mut by_correlation = app
+        .get(&format!(
+            "/api/events?correlation_id={}",
+            uuid::Uuid::new_v4()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(by_correlation["events"].take(), serde_json::json!([]));
+    let _ = model_body;
+}
+
+#[tokio::test]
+async fn metrics_report_requests_appends_stream_clients_and_projection_lag() {
+    let app = TestApp::spawn().await;
+    app.register("org/m").await;
+    let _client = SseClient::connect(&app, "", None).await;
+    let text = common::eventually(|| async {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("inferplane_projection_lag_events")
+            .then_some(text)
+    })
+    .await;
+    for metric in [
+        "inferplane_http_requests_total",
+        "inferplane_http_request_duration_seconds_bucket",
+        "inferplane_events_appended_total",
+        "inferplane_sse_clients",
+        "inferplane_projection_lag_seconds",
+    ] {
+        assert!(text.contains(metric), "{metric} missing from /metrics");
+    }
+    assert!(
+        text.contains("route=\"/api/models\""),
+        "requests are labelled by route template"
+    );
+}
