@@ -1,0 +1,171 @@
+//! The `inferplane` binary as operators run it: the demo on its embedded default, the
+//! operator tools, and clear exits on bad configuration.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_inferplane");
+
+/// A data dir the unprivileged PostgreSQL user can enter (a 0700 temp dir would not do).
+fn data_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn inferplane(dir: &PathBuf) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("INFERPLANE_ADMIN_TOKEN")
+        .env("INFERPLANE_DATA_DIR", dir.join("data"))
+        .env("INFERPLANE_LOG", "warn");
+    cmd
+}
+
+fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+#[test]
+fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
+    let dir = data_dir("demo");
+    let port = free_port();
+    let mut demo = inferplane(&dir)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while http_get(port, "/readyz", None).is_none_or(|(s, _)| s != 200) {
+        assert!(started.elapsed() < Duration::from_secs(60), "demo never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let token = std::fs::read_to_string(dir.join("data/admin-token")).unwrap();
+    let token = token.trim();
+    assert_eq!(http_get(port, "/api/models", None).unwrap().0, 401);
+    let models = loop {
+        let (status, body) = http_get(port, "/api/models", Some(token)).unwrap();
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let n = v["models"].as_array().unwrap().len();
+        if n >= 15 || started.elapsed() > Duration::from_secs(60) {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(models >= 15, "the seed catalog is served ({models})");
+
+    // The operator tools find the same private cluster.
+    let status = inferplane(&dir)
+        .args(["projections", "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status[0]["name"], "model_catalog");
+    let seed = inferplane(&dir).args(["catalog", "seed"]).output().unwrap();
+    assert!(seed.status.success());
+    assert!(String::from_utf8_lossy(&seed.stdout).contains("0 registered"));
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(demo.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let exit = demo.wait().unwrap();
+    assert!(exit.success(), "demo exited with {exit}");
+    let mut banner = String::new();
+    std::io::Read::read_to_string(demo.stdout.as_mut().unwrap(), &mut banner).unwrap();
+    assert!(banner.contains(token), "the banner prints the generated token");
+    assert!(
+        !dir.join("data/postgres/postmaster.pid").exists(),
+        "PostgreSQL was stopped with the demo"
+    );
+
+    // --reset removes the data dir (cluster and token) before starting afresh; here the
+    // listen address is taken, so it stops right after with a usage error.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let reset = inferplane(&dir)
+        .args(["demo", "--reset", "--listen", &taken.local_addr().unwrap().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(reset.status.code(), Some(2), "a taken listen address is a usage error");
+    assert!(String::from_utf8_lossy(&reset.stderr).contains("cannot listen"));
+    assert!(!dir.join("data/postgres").exists(), "the old cluster was removed");
+    let new_token = std::fs::read_to_string(dir.join("data/admin-token")).unwrap();
+    assert_ne!(new_token.trim(), token, "a new token was generated");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_without_an_operator_token_exits_2_with_a_one_line_reason() {
+    let dir = data_dir("notoken");
+    let out = inferplane(&dir).args(["serve"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("operator token is required"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_secret_given_twice_or_too_short_is_refused_without_being_echoed() {
+    let dir = data_dir("secret");
+    let file = dir.join("token");
+    std::fs::write(&file, "from-a-file-0123456789\n").unwrap();
+    let out = inferplane(&dir)
+        .args(["serve"])
+        .env("INFERPLANE_ADMIN_TOKEN", "hunter2-hunter2-hunter2")
+        .env("INFERPLANE_ADMIN_TOKEN_FILE", &file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only one"), "{err}");
+    assert!(!err.contains("hunter2") && !err.contains("from-a-file"));
+
+    let out = inferplane(&dir)
+        .args(["serve"])
+        .env("INFERPLANE_ADMIN_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("short\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rebuilding_an_unknown_projection_names_the_known_ones() {
+    let dir = data_dir("rebuild");
+    let out = inferplane(&dir)
+        .args(["projections", "rebuild", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model_catalog"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
