@@ -137,6 +137,9 @@ pub struct HttpArgs {
     /// Events applied per projection transaction.
     #[arg(long, env = "INFERPLANE_PROJECTION_BATCH", default_value_t = 1000)]
     pub projection_batch: i64,
+    /// Hours an Idempotency-Key is remembered; a retry after that appends again.
+    #[arg(long, env = "INFERPLANE_IDEMPOTENCY_TTL_HOURS", default_value_t = 24)]
+    pub idempotency_ttl_hours: u64,
     /// Do not run projection runners in this process (another process runs them).
     #[arg(long, env = "INFERPLANE_NO_PROJECTIONS")]
     pub no_projections: bool,

@@ -21,6 +21,7 @@ fn settings(http: &HttpArgs) -> Settings {
         poll_interval: Duration::from_millis(http.poll_interval_ms.max(10)),
         projection_batch: http.projection_batch.clamp(1, 100_000),
         run_projections: !http.no_projections,
+        idempotency_ttl: Duration::from_secs(http.idempotency_ttl_hours.max(1) * 3600),
         ..Settings::default()
     }
 }

@@ -9,10 +9,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_inferplane");
 
 /// A data dir the unprivileged PostgreSQL user can enter (a 0700 temp dir would not do).
 fn data_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "cli-{name}-{}",
-        std::process::id()
-    ));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -61,7 +59,10 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
         .unwrap();
     let started = Instant::now();
     while http_get(port, "/readyz", None).is_none_or(|(s, _)| s != 200) {
-        assert!(started.elapsed() < Duration::from_secs(60), "demo never became ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "demo never became ready"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let token = std::fs::read_to_string(dir.join("data/admin-token")).unwrap();
@@ -100,7 +101,10 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
     assert!(exit.success(), "demo exited with {exit}");
     let mut banner = String::new();
     std::io::Read::read_to_string(demo.stdout.as_mut().unwrap(), &mut banner).unwrap();
-    assert!(banner.contains(token), "the banner prints the generated token");
+    assert!(
+        banner.contains(token),
+        "the banner prints the generated token"
+    );
     assert!(
         !dir.join("data/postgres/postmaster.pid").exists(),
         "PostgreSQL was stopped with the demo"
@@ -110,12 +114,24 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
     // listen address is taken, so it stops right after with a usage error.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let reset = inferplane(&dir)
-        .args(["demo", "--reset", "--listen", &taken.local_addr().unwrap().to_string()])
+        .args([
+            "demo",
+            "--reset",
+            "--listen",
+            &taken.local_addr().unwrap().to_string(),
+        ])
         .output()
         .unwrap();
-    assert_eq!(reset.status.code(), Some(2), "a taken listen address is a usage error");
+    assert_eq!(
+        reset.status.code(),
+        Some(2),
+        "a taken listen address is a usage error"
+    );
     assert!(String::from_utf8_lossy(&reset.stderr).contains("cannot listen"));
-    assert!(!dir.join("data/postgres").exists(), "the old cluster was removed");
+    assert!(
+        !dir.join("data/postgres").exists(),
+        "the old cluster was removed"
+    );
     let new_token = std::fs::read_to_string(dir.join("data/admin-token")).unwrap();
     assert_ne!(new_token.trim(), token, "a new token was generated");
     let _ = std::fs::remove_dir_all(&dir);
@@ -167,5 +183,21 @@ fn rebuilding_an_unknown_projection_names_the_known_ones() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("model_catalog"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_postgresql_binaries_are_a_clear_usage_error_saying_how_to_install_them() {
+    let dir = data_dir("nobin");
+    let empty = dir.join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = inferplane(&dir)
+        .args(["migrate"])
+        .env("INFERPLANE_PG_BIN", &empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apt-get install postgresql"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -132,7 +132,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandMeta {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let request_id = header("x-request-id").map(str::to_string);
+        // Bounded: it is stored with every event the request causes.
+        let request_id = header("x-request-id").map(|v| v.chars().take(128).collect());
         let correlation_id = match header("x-correlation-id") {
             Some(v) => v
                 .parse()

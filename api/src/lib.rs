@@ -37,6 +37,8 @@ pub struct Settings {
     pub projection_batch: i64,
     /// Run the projection runners in this process (they elect one leader per projection).
     pub run_projections: bool,
+    /// How long an `Idempotency-Key` is remembered; a retry after that appends again.
+    pub idempotency_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             poll_interval: Duration::from_secs(1),
             projection_batch: 1000,
             run_projections: true,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

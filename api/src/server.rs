@@ -71,6 +71,11 @@ pub async fn start(
         }
     }
     tasks.spawn(report_lag(pool.clone(), stop.clone()));
+    tasks.spawn(forget_idempotency_keys(
+        pool.clone(),
+        settings.idempotency_ttl,
+        stop.clone(),
+    ));
 
     let app = routes::router(state.clone());
     let mut http_stop = stop.clone();
@@ -147,6 +152,36 @@ async fn report_lag(pool: PgPool, mut stop: watch::Receiver<bool>) -> &'static s
         tokio::select! {
             _ = inferplane_projections::stopped(&mut stop) => return "projection lag reporter",
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+/// Forgets idempotency keys older than `ttl`, every ten minutes.
+async fn forget_idempotency_keys(
+    pool: PgPool,
+    ttl: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> &'static str {
+    loop {
+        let deleted = sqlx::query(
+            "delete from command_idempotency where recorded_at < now() - make_interval(secs => $1)",
+        )
+        .bind(ttl.as_secs_f64())
+        .execute(&pool)
+        .await;
+        match deleted {
+            Ok(r) if r.rows_affected() > 0 => {
+                tracing::info!(
+                    forgotten = r.rows_affected(),
+                    "expired idempotency keys removed"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot remove expired idempotency keys"),
+        }
+        tokio::select! {
+            _ = inferplane_projections::stopped(&mut stop) => return "idempotency key expiry",
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
 }

@@ -433,3 +433,34 @@ async fn list_filters_by_activity_task_and_text() {
     assert_eq!(r.status(), 400);
     let _ = TOKEN;
 }
+
+#[tokio::test]
+async fn idempotency_keys_are_forgotten_after_their_time_to_live() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post("/api/models")
+        .header("idempotency-key", "k")
+        .json(&model_body("org/model"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from command_idempotency")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 1);
+    // A process with a zero time-to-live sweeps on start.
+    let sweeper = common::start_on(
+        &app.db,
+        inferplane_api::Settings {
+            idempotency_ttl: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .await;
+    common::eventually(|| async { (count().await == 0).then_some(()) }).await;
+    sweeper.shutdown().await;
+}
