@@ -1,7 +1,7 @@
 //! The `inferplane` binary as operators run it: the demo on its embedded default, the
 //! operator tools, and clear exits on bad configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn inferplane(dir: &PathBuf) -> Command {
+fn inferplane(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("DATABASE_URL")
         .env_remove("INFERPLANE_ADMIN_TOKEN")
