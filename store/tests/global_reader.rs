@@ -43,7 +43,7 @@ async fn append_committed(pool: &PgPool, aggregate_id: &str) {
 
 async fn read_all(pool: &PgPool, after: Cursor) -> Vec<StoredEvent> {
     read_after(
-        &mut *pool.acquire().await.unwrap(),
+        &mut pool.acquire().await.unwrap(),
         after,
         &Filter::default(),
         10_000,
@@ -158,7 +158,7 @@ async fn every_committed_event_is_seen_exactly_once_under_concurrent_writers() {
         let mut seen = Vec::new();
         for _ in 0..500 {
             let batch = read_after(
-                &mut *reader_pool.acquire().await.unwrap(),
+                &mut reader_pool.acquire().await.unwrap(),
                 cursor,
                 &Filter::default(),
                 7,
@@ -224,7 +224,7 @@ async fn filters_select_by_aggregate_and_event_type() {
         ..Filter::default()
     };
     let seen = read_after(
-        &mut *db.pool.acquire().await.unwrap(),
+        &mut db.pool.acquire().await.unwrap(),
         Cursor::START,
         &only_y,
         10,
@@ -239,7 +239,7 @@ async fn filters_select_by_aggregate_and_event_type() {
     };
     assert!(
         read_after(
-            &mut *db.pool.acquire().await.unwrap(),
+            &mut db.pool.acquire().await.unwrap(),
             Cursor::START,
             &none,
             10
