@@ -19,7 +19,7 @@ pub async fn migrate(db: DbArgs) -> anyhow::Result<()> {
     let db = Database::open(&db).await?;
     db.migrate().await?;
     println!("migrations applied");
-    db.close(false).await
+    db.close(true).await
 }
 
 pub async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
@@ -46,7 +46,7 @@ pub async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
                     );
                 }
             }
-            db.close(false).await
+            db.close(true).await
         }
         ProjectionsCommand::Rebuild { name, db } => {
             let projection = inferplane_projections::by_name(&name).ok_or_else(|| {
@@ -89,7 +89,7 @@ pub async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
                 "rebuilt {name} from {applied} events in {secs:.1} s ({:.0} events/s); now live",
                 applied as f64 / secs.max(1e-9)
             );
-            db.close(false).await
+            db.close(true).await
         }
     }
 }
@@ -101,7 +101,7 @@ pub async fn catalog(command: CatalogCommand) -> anyhow::Result<()> {
             db.migrate().await?;
             let (registered, present) = seed(&db.pool).await?;
             println!("catalog seeded: {registered} registered, {present} already present");
-            db.close(false).await
+            db.close(true).await
         }
     }
 }

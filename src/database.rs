@@ -61,11 +61,21 @@ impl Database {
             .context("applying migrations")
     }
 
-    /// Closes the pool and, when this command started the private cluster, stops it.
+    /// Closes the pool and, when `stop_cluster` is set and this command started the private
+    /// cluster, stops it. A cluster another process started keeps running for that process.
     pub async fn close(self, stop_cluster: bool) -> anyhow::Result<()> {
         self.pool.close().await;
-        if let (true, Some(cluster)) = (stop_cluster, self.cluster) {
+        if let Some(cluster) = self.cluster.filter(|c| stop_cluster && c.started_here()) {
             tracing::info!("stopping PostgreSQL");
+            cluster.stop().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the pool and stops the private cluster, whoever started it.
+    pub async fn stop_cluster(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        if let Some(cluster) = self.cluster {
             cluster.stop().await?;
         }
         Ok(())

@@ -78,9 +78,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
-    let token = match operator_token(&args.http)? {
-        Some(t) => t,
-        None => demo_token(&data_dir)?,
+    let (token, generated) = match operator_token(&args.http)? {
+        Some(t) => (t, false),
+        None => (demo_token(&data_dir)?, true),
     };
     let listener = bind(&args.http).await?;
     let db = Database::open(&args.db).await?;
@@ -90,7 +90,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let banner = Banner {
         addr: listener.local_addr()?.to_string(),
         token: token.clone(),
-        token_file: data_dir.join("admin-token"),
+        token_file: generated.then(|| data_dir.join("admin-token")),
         private_db: db.is_private(),
     };
     run_until_stopped(db, listener, &token, settings(&args.http), Some(banner)).await
@@ -104,7 +104,7 @@ async fn reset(args: &DemoArgs) -> anyhow::Result<()> {
     if args.db.database_url.is_none() && dir.join("postgres").exists() {
         // Stop a cluster that may still run there before deleting its files.
         let db = Database::open(&args.db).await?;
-        db.close(true).await?;
+        db.stop_cluster().await?;
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     tracing::info!(dir = %dir.display(), "demo data removed");
@@ -131,7 +131,8 @@ fn demo_token(data_dir: &Path) -> anyhow::Result<String> {
 struct Banner {
     addr: String,
     token: String,
-    token_file: std::path::PathBuf,
+    /// Where the token was saved, when the demo generated or reused its own.
+    token_file: Option<std::path::PathBuf>,
     private_db: bool,
 }
 
@@ -148,15 +149,20 @@ impl Banner {
         } else {
             "DATABASE_URL"
         };
+        let (saved, auth) = match token_file {
+            Some(f) => (
+                format!("\n             (saved in {})", f.display()),
+                format!("$(cat {})", f.display()),
+            ),
+            None => (String::new(), "$INFERPLANE_ADMIN_TOKEN".to_string()),
+        };
         println!(
             "\ninferplane demo is running ({db})\n\
              \x20 API:       http://{addr}/api  (health: /healthz, metrics: /metrics)\n\
-             \x20 token:     {token}\n\
-             \x20            (saved in {file})\n\
-             \x20 try:       curl -H \"Authorization: Bearer $(cat {file})\" http://{addr}/api/models\n\
-             \x20 live:      curl -N -H \"Authorization: Bearer $(cat {file})\" \"http://{addr}/api/events/stream?after=0\"\n\
-             \x20 stop:      Ctrl-C\n",
-            file = token_file.display()
+             \x20 token:     {token}{saved}\n\
+             \x20 try:       curl -H \"Authorization: Bearer {auth}\" http://{addr}/api/models\n\
+             \x20 live:      curl -N -H \"Authorization: Bearer {auth}\" \"http://{addr}/api/events/stream?after=0\"\n\
+             \x20 stop:      Ctrl-C\n"
         );
     }
 }

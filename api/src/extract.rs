@@ -131,6 +131,16 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandMeta {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // A header that is present but not visible ASCII is refused, never silently ignored.
+        let mut unreadable = None;
+        for name in ["x-correlation-id", "idempotency-key", "if-match"] {
+            if parts.headers.get(name).is_some_and(|v| v.to_str().is_err()) {
+                unreadable = Some(name);
+            }
+        }
+        if let Some(name) = unreadable {
+            return Err(ApiError::invalid_field(name, "must be visible ASCII"));
+        }
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         // Bounded: it is stored with every event the request causes.
         let request_id = header("x-request-id").map(|v| v.chars().take(128).collect());

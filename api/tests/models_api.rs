@@ -270,6 +270,22 @@ async fn bad_input_gets_problem_json_naming_the_field_and_appends_nothing() {
         (422, "invalid-repo-id")
     );
 
+    let latin1 = reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap();
+    let (status, p) = problem(
+        app.post("/api/models")
+            .header("idempotency-key", latin1)
+            .json(&model_body("org/a"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "an unreadable Idempotency-Key is refused, not ignored"
+    );
+    assert_eq!(p["errors"][0]["field"], "idempotency-key");
+
     assert_eq!(app.event_count().await, 0);
 
     app.register("org/a").await;
@@ -301,6 +317,19 @@ async fn unknown_ids_and_routes_are_404_problems() {
         let (status, _) = problem(app.get(&path).send().await.unwrap()).await;
         assert_eq!(status, 404, "{path}");
     }
+    let (status, p) = problem(
+        app.client
+            .delete(app.url("/api/models"))
+            .bearer_auth(common::TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, p["code"].as_str().unwrap()),
+        (405, "method-not-allowed")
+    );
     let (status, p) = problem(
         app.post(&format!("/api/models/{unknown}/activate"))
             .send()

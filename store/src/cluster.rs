@@ -77,6 +77,7 @@ pub struct EmbeddedPostgres {
     ctl: Ctl,
     port: u16,
     password: String,
+    started_here: bool,
 }
 
 impl std::fmt::Debug for EmbeddedPostgres {
@@ -151,6 +152,12 @@ impl EmbeddedPostgres {
         blocking(move || start_blocking(options)).await
     }
 
+    /// True when this call started the cluster; false when it reused one already running
+    /// (which belongs to whoever started it and should be left running).
+    pub fn started_here(&self) -> bool {
+        self.started_here
+    }
+
     /// The TCP port the cluster listens on at 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -191,14 +198,14 @@ pub fn start_blocking(options: ClusterOptions) -> Result<EmbeddedPostgres, Clust
         fs::create_dir_all(parent).map_err(io_ctx(format!("creating {}", parent.display())))?;
     }
     let _lock = ctl.lock()?;
-    let port = match ctl.running_port() {
+    let (port, started_here) = match ctl.running_port() {
         Some(port) => {
             tracing::info!("PostgreSQL listening on 127.0.0.1:{port} (already running)");
-            port
+            (port, false)
         }
         None => {
             ctl.init_if_needed()?;
-            ctl.start_server(options.port)?
+            (ctl.start_server(options.port)?, true)
         }
     };
     let path = ctl.data_dir.join("password");
@@ -213,6 +220,7 @@ pub fn start_blocking(options: ClusterOptions) -> Result<EmbeddedPostgres, Clust
         ctl,
         port,
         password,
+        started_here,
     })
 }
 

@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events/stream", get(events::stream))
         .route("/projections", get(ops::projections))
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
             state.operator_token.clone(),
             require_operator,
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .nest("/api", api)
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
         .layer(middleware::from_fn(track_http))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -56,3 +56,13 @@ pub async fn projections(
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
+
+/// A route that exists, called with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this route does not accept that method",
+    )
+}

@@ -33,7 +33,10 @@ impl TestApp {
             db,
             server: Some(server),
             base,
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
         }
     }
 
