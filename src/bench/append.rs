@@ -34,14 +34,16 @@ async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut first_model = 0;
     for &clients in &cfg.append_clients {
-        let pool = db.pool(clients as u32).await?;
         let plural = if clients == 1 { "client" } else { "clients" };
         eprintln!("append: raw INSERT, {clients} {plural}");
+        let pool = db.raw_pool(clients as u32).await?;
         let raw = fixtures::counted(&pool, raw_inserts(&pool, clients, cfg)).await?;
-        eprintln!("append: domain commands, {clients} {plural}");
-        let domain = fixtures::counted(&pool, commands(&pool, clients, first_model, cfg)).await?;
-        first_model += clients as u64 * MODELS_PER_CLIENT;
         pool.close().await;
+        eprintln!("append: domain commands, {clients} {plural}");
+        let pool = db.pool(clients as u32).await?;
+        let domain = fixtures::counted(&pool, commands(&pool, clients, first_model, cfg)).await?;
+        pool.close().await;
+        first_model += clients as u64 * MODELS_PER_CLIENT;
         let ratio = domain.rate() / raw.rate();
         let row = Row::new(
             format!("append, {clients} {plural}:"),

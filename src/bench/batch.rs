@@ -37,12 +37,14 @@ fn history(len: usize) -> Vec<NewEvent> {
 async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
     let events = Arc::new(history(cfg.batch_events));
     let (clients, n) = (cfg.batch_clients, cfg.batch_events);
+    let raw_pool = db.raw_pool(clients as u32).await?;
     eprintln!("batch: raw INSERT ... VALUES of {n} rows, {clients} clients");
-    let values =
-        fixtures::counted(&db.pool, raw(&db.pool, events.clone(), Form::Values, cfg)).await?;
+    let values = raw(&raw_pool, events.clone(), Form::Values, cfg);
+    let values = fixtures::counted(&raw_pool, values).await?;
     eprintln!("batch: raw INSERT ... SELECT FROM unnest of {n} rows, {clients} clients");
-    let unnest =
-        fixtures::counted(&db.pool, raw(&db.pool, events.clone(), Form::Unnest, cfg)).await?;
+    let unnest = raw(&raw_pool, events.clone(), Form::Unnest, cfg);
+    let unnest = fixtures::counted(&raw_pool, unnest).await?;
+    raw_pool.close().await;
     eprintln!("batch: EventStore::append, {clients} clients");
     let store = fixtures::counted(&db.pool, store(&db.pool, events, cfg)).await?;
     eprintln!(

@@ -149,9 +149,8 @@ async fn with_worker(
     anyhow::ensure!(connected > 0, "no client connected: {ready}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let per_client = rss_bytes()?.saturating_sub(rss_before) as f64 / connected as f64;
-    eprintln!("TMP per client {per_client}");
 
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
         let (mut samples, mut cut, mut errors) = (Vec::new(), 0usize, Vec::new());
         while let Ok(Some(line)) = lines.next_line().await {
             let mut parts = line.splitn(3, ' ');
@@ -180,8 +179,6 @@ async fn with_worker(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Clients stop on their own once they have every event; closing stdin stops the rest.
-    let reader_abort = reader.abort_handle();
-    let mut reader = reader;
     let results = match tokio::time::timeout(Duration::from_secs(20), &mut reader).await {
         Ok(r) => r?,
         Err(_) => {
@@ -189,7 +186,7 @@ async fn with_worker(
             match tokio::time::timeout(Duration::from_secs(20), &mut reader).await {
                 Ok(r) => r?,
                 Err(_) => {
-                    reader_abort.abort();
+                    reader.abort();
                     anyhow::bail!("the client process did not report within 40 s");
                 }
             }
@@ -218,6 +215,20 @@ fn rows(
     .baseline(format!("{connected}/{clients} connected"), None)
     .target("target <= 10.0 KB", per_client <= TARGET_BYTES_PER_CLIENT);
     let delays = delays(samples, commits);
+    let mut positions: Vec<_> = commits.keys().copied().collect();
+    positions.sort_unstable();
+    for p in positions {
+        let one: Vec<(i64, i64)> = samples.iter().filter(|s| s.0 == p).copied().collect();
+        if let Some(s) = summarize(super::stats::delays(&one, commits)) {
+            eprintln!(
+                "fanout: event {p}: {} clients, p50 {} p99 {} max {}",
+                one.len(),
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max)
+            );
+        }
+    }
     let expected = clients * commits.len();
     let got = delays.len();
     let summary = summarize(delays).context("no fan-out client received anything")?;

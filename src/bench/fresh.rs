@@ -25,7 +25,7 @@ impl FreshDb {
             .execute(admin)
             .await
             .with_context(|| format!("creating the database {name}"))?;
-        let pool = match connect(admin, &name, max_connections).await {
+        let pool = match connect(admin, &name, max_connections, true).await {
             Ok(pool) => pool,
             Err(e) => {
                 drop_database(admin, &name).await;
@@ -44,9 +44,16 @@ impl FreshDb {
         Ok(db)
     }
 
-    /// Another pool on the fresh database, of at most `max_connections`.
+    /// Another pool on the fresh database, of at most `max_connections`, configured like
+    /// `inferplane_store::connect` (sqlx defaults: a connection is pinged when acquired).
     pub async fn pool(&self, max_connections: u32) -> anyhow::Result<PgPool> {
-        connect(&self.admin, &self.name, max_connections).await
+        connect(&self.admin, &self.name, max_connections, true).await
+    }
+
+    /// A pool for raw baselines: connections are used as they are, without the ping on
+    /// acquire, like dedicated connections (pgbench).
+    pub async fn raw_pool(&self, max_connections: u32) -> anyhow::Result<PgPool> {
+        connect(&self.admin, &self.name, max_connections, false).await
     }
 
     /// Closes the pool and drops the database, disconnecting whatever still uses it.
@@ -56,11 +63,16 @@ impl FreshDb {
     }
 }
 
-async fn connect(admin: &PgPool, name: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+async fn connect(
+    admin: &PgPool,
+    name: &str,
+    max_connections: u32,
+    ping: bool,
+) -> anyhow::Result<PgPool> {
     let options = admin.connect_options().as_ref().clone().database(name);
     PgPoolOptions::new()
         .max_connections(max_connections.max(1))
-        .test_before_acquire(std::env::var_os("TMP_NOPING").is_none())
+        .test_before_acquire(ping)
         .acquire_timeout(Duration::from_secs(60))
         .connect_with(options)
         .await
@@ -98,9 +110,8 @@ impl TestServer {
 pub async fn start_server(pool: PgPool, nodelay: bool) -> anyhow::Result<TestServer> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
-    if std::env::var_os("TMP_NODELAY").is_some() {
-        socket.set_nodelay(true)?;
-    }
+    // Linux hands TCP_NODELAY down from the listening socket to accepted connections.
+    socket.set_nodelay(nodelay)?;
     socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
     let listener = socket.listen(4096)?;
     let token = Uuid::new_v4().simple().to_string();

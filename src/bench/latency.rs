@@ -116,8 +116,9 @@ async fn deliver(db: &FreshDb, server: &TestServer, cfg: &Config) -> anyhow::Res
     }
     let (stop, stopped) = watch::channel(false);
     let mut readers = JoinSet::new();
-    for c in clients {
-        readers.spawn(c.collect(total as usize, stopped.clone()));
+    for mut c in clients {
+        let stopped = stopped.clone();
+        readers.spawn(async move { (c.collect(total as usize, stopped).await, c) });
     }
     eprintln!(
         "sse-latency: {} appends at {}/s to {} clients",
@@ -129,11 +130,16 @@ async fn deliver(db: &FreshDb, server: &TestServer, cfg: &Config) -> anyhow::Res
     // Stragglers get 5 s more, then every client stops with what it has.
     let grace = tokio::time::sleep(Duration::from_secs(5));
     tokio::pin!(grace);
-    let mut received = Vec::new();
+    let (mut received, mut connections) = (Vec::new(), Vec::new());
     loop {
         tokio::select! {
             joined = readers.join_next() => match joined {
-                Some(r) => received.push(r?),
+                Some(r) => {
+                    let (r, c) = r?;
+                    received.push(r);
+                    // Kept open until every client is done.
+                    connections.push(c);
+                }
                 None => break,
             },
             _ = &mut grace, if !*stop.borrow() => {

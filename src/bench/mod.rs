@@ -87,6 +87,10 @@ pub struct BenchArgs {
         default_value_t = 100
     )]
     pub rebuild_events_per_model: u64,
+    /// Write each model's whole history in one block (the projection's easy case) instead of
+    /// interleaving all models round after round.
+    #[arg(long, env = "INFERPLANE_BENCH_REBUILD_GROUPED")]
+    pub rebuild_grouped: bool,
     /// Idle SSE clients of the fan-out benchmark [default: 10000; 1000 with --quick].
     #[arg(long, env = "INFERPLANE_BENCH_FANOUT_CLIENTS")]
     pub fanout_clients: Option<usize>,
@@ -120,6 +124,7 @@ pub struct Config {
     pub latency_rate: u32,
     pub rebuild_events: u64,
     pub rebuild_events_per_model: u64,
+    pub rebuild_grouped: bool,
     pub fanout_clients: usize,
     pub fanout_events: usize,
     pub server_nodelay: bool,
@@ -145,6 +150,7 @@ impl Config {
                 .unwrap_or(if q { 100_000 } else { 1_000_000 })
                 .max(1),
             rebuild_events_per_model: a.rebuild_events_per_model.max(1),
+            rebuild_grouped: a.rebuild_grouped,
             fanout_clients: a.fanout_clients.unwrap_or(if q { 1_000 } else { 10_000 }),
             fanout_events: a.fanout_events.max(1),
             server_nodelay: a.server_nodelay,
@@ -244,7 +250,11 @@ async fn header(db: &Database, args: &BenchArgs, cfg: &Config) -> anyhow::Result
         "each benchmark runs in a fresh database bench_<uuid>; runs last {:.1} s after {:.1} s of warm-up; server TCP_NODELAY {}",
         cfg.duration.as_secs_f64(),
         cfg.warmup.as_secs_f64(),
-        if cfg.server_nodelay { "on" } else { "off (as inferplane serve)" }
+        if cfg.server_nodelay {
+            "on"
+        } else {
+            "off (as inferplane serve)"
+        }
     );
     Ok(())
 }

@@ -30,7 +30,7 @@ pub async fn run(admin: &PgPool, cfg: &Config) -> anyhow::Result<Vec<Row>> {
 async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
     let models = (cfg.rebuild_events / cfg.rebuild_events_per_model).max(1);
     let events = models * cfg.rebuild_events_per_model;
-    setup(&db.pool, models, events).await?;
+    setup(&db.pool, models, events, cfg.rebuild_grouped).await?;
 
     eprintln!("rebuild: reading {events} events, {BATCH} per query");
     let started = Instant::now();
@@ -65,7 +65,11 @@ async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
     );
 
     let row = Row::new(
-        format!("rebuild model_catalog, {}:", short(events)),
+        format!(
+            "rebuild model_catalog, {}{}:",
+            short(events),
+            if cfg.rebuild_grouped { " grouped" } else { "" }
+        ),
         format!("{} events/s", grouped(rebuild_rate)),
     )
     .baseline(
@@ -88,11 +92,14 @@ fn short(n: u64) -> String {
     }
 }
 
-/// Writes `events` model events, interleaved as a live catalog would see them: every model
-/// registered, then each updated in turn, round after round; 1,000 events per transaction, so
-/// that each read batch touches thousands of distinct models (the projection's hard case).
-async fn setup(pool: &PgPool, models: u64, events: u64) -> anyhow::Result<()> {
-    eprintln!("rebuild: writing {events} events of {models} models");
+/// Writes `events` model events, 1,000 per transaction, interleaved as a live catalog would
+/// see them: every model registered, then each updated in turn, round after round, so that
+/// each read batch touches thousands of distinct models (the projection's hard case). With
+/// `by_model`, each model's history is written in one block instead (the easy case).
+async fn setup(pool: &PgPool, models: u64, events: u64, by_model: bool) -> anyhow::Result<()> {
+    let layout = if by_model { "grouped" } else { "interleaved" };
+    eprintln!("rebuild: writing {events} events of {models} models, {layout}");
+    let per_model = events / models;
     let written = std::sync::atomic::AtomicU64::new(0);
     let chunks = events.div_ceil(EVENTS_PER_TX);
     let started = Instant::now();
@@ -100,7 +107,11 @@ async fn setup(pool: &PgPool, models: u64, events: u64) -> anyhow::Result<()> {
         .map(|c| {
             let rows: Vec<_> = (c * EVENTS_PER_TX..((c + 1) * EVENTS_PER_TX).min(events))
                 .map(|n| {
-                    let (round, model) = (n / models, n % models);
+                    let (round, model) = if by_model {
+                        (n % per_model, n / per_model)
+                    } else {
+                        (n / models, n % models)
+                    };
                     let event = if round == 0 {
                         fixtures::registered("rebuild", model)
                     } else {

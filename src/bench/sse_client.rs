@@ -50,22 +50,8 @@ impl SseClient {
         let open = async {
             let mut stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            if std::env::var_os("TMP_RAW").is_some() {
-                return Ok(Self {
-                    stream,
-                    raw: Vec::new(),
-                    body: Vec::new(),
-                    chunked: false,
-                    ended: false,
-                });
-            }
-            let path = if std::env::var_os("TMP_IDLE").is_some() {
-                "/healthz"
-            } else {
-                "/api/events/stream"
-            };
             let request = format!(
-                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+                "GET /api/events/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
             );
             stream.write_all(request.as_bytes()).await?;
             let mut raw = Vec::with_capacity(1024);
@@ -149,8 +135,10 @@ impl SseClient {
         Ok(())
     }
 
-    /// Reads until `expected` events arrived, the stream ends, or `stop` turns true.
-    pub async fn collect(mut self, expected: usize, mut stop: watch::Receiver<bool>) -> Received {
+    /// Reads until `expected` events arrived, the stream ends, or `stop` turns true. The
+    /// connection stays open: callers drop clients only once every client is done, so that
+    /// early finishers do not load the server while others still wait.
+    pub async fn collect(&mut self, expected: usize, mut stop: watch::Receiver<bool>) -> Received {
         let mut r = Received::default();
         while r.samples.len() < expected && !*stop.borrow() {
             let frame = tokio::select! {

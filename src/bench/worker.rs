@@ -35,12 +35,21 @@ pub async fn run(addr: SocketAddr, clients: usize, events: usize) -> anyhow::Res
         let _ = stop.send(true);
     });
     let mut readers = JoinSet::new();
-    for c in connected {
-        readers.spawn(c.collect(events, stopped.clone()));
+    for mut c in connected {
+        let stopped = stopped.clone();
+        readers.spawn(async move {
+            let received = c.collect(events, stopped).await;
+            (received, c)
+        });
     }
+    // Report only once every client is done, and disconnect only then: printing and closing
+    // while others still wait for an event would delay them.
+    let mut done = Vec::with_capacity(clients);
     while let Some(joined) = readers.join_next().await {
-        let received = joined?;
-        let mut out = std::io::stdout().lock();
+        done.push(joined?);
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (received, _) in &done {
         for (position, at) in &received.samples {
             writeln!(out, "r {position} {at}")?;
         }
@@ -50,9 +59,7 @@ pub async fn run(addr: SocketAddr, clients: usize, events: usize) -> anyhow::Res
         if let Some(e) = &received.error {
             writeln!(out, "error {e}")?;
         }
-        out.flush()?;
     }
-    let mut out = std::io::stdout().lock();
     writeln!(out, "done")?;
     out.flush()?;
     Ok(())
