@@ -80,7 +80,11 @@ pub async fn start(
     let app = routes::router(state.clone());
     let mut http_stop = stop.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, app)
+        // No Nagle delay on small SSE writes; one router shared by every connection.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let served = axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(async move {
                 inferplane_projections::stopped(&mut http_stop).await;
             })

@@ -30,7 +30,7 @@ create table models (
     version              bigint not null,
     registered_at        timestamptz not null,
     updated_at           timestamptz not null
-);
+) with (fillfactor = 50); -- room for in-place (HOT) updates: every event rewrites its row
 create index models_repo on models (lower(hf_repo_id));
 ";
 

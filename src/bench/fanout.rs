@@ -93,7 +93,7 @@ pub async fn run(admin: &PgPool, cfg: &Config) -> anyhow::Result<Vec<Row>> {
 }
 
 async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
-    let server = start_server(db.pool(10).await?, cfg.server_nodelay).await?;
+    let server = start_server(db.pool(10).await?).await?;
     let store = EventStore::new(db.pool.clone());
     // One event through the whole path first, so that lazily built parts exist before "before".
     append_registration(&store, "fanout-warmup", 0).await?;

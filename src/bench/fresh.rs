@@ -105,13 +105,10 @@ impl TestServer {
 }
 
 /// Starts the whole server (`inferplane_api::start`, default settings: projections run too)
-/// on a free port with a listen backlog large enough for connection bursts; `nodelay` turns
-/// Nagle's algorithm off on its connections, which `inferplane serve` does not do (yet).
-pub async fn start_server(pool: PgPool, nodelay: bool) -> anyhow::Result<TestServer> {
+/// on a free port with a listen backlog large enough for connection bursts.
+pub async fn start_server(pool: PgPool) -> anyhow::Result<TestServer> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
-    // Linux hands TCP_NODELAY down from the listening socket to accepted connections.
-    socket.set_nodelay(nodelay)?;
     socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
     let listener = socket.listen(4096)?;
     let token = Uuid::new_v4().simple().to_string();

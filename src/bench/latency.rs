@@ -33,7 +33,7 @@ pub async fn run(admin: &PgPool, cfg: &Config) -> anyhow::Result<Vec<Row>> {
 async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
     eprintln!("sse-latency: commit to raw LISTEN, {LISTEN_SAMPLES} appends");
     let listen = summarize(listen_baseline(&db.pool).await?).context("no LISTEN samples")?;
-    let server = start_server(db.pool(10).await?, cfg.server_nodelay).await?;
+    let server = start_server(db.pool(10).await?).await?;
     let delivered = deliver(db, &server, cfg).await;
     server.stop().await;
     let (received, commits, rate) = delivered?;

@@ -97,10 +97,6 @@ pub struct BenchArgs {
     /// Events delivered to every fan-out client (one every 500 ms).
     #[arg(long, env = "INFERPLANE_BENCH_FANOUT_EVENTS", default_value_t = 5)]
     pub fanout_events: usize,
-    /// Turn Nagle's algorithm off (TCP_NODELAY) on the bench server's connections, as a server
-    /// that sets it would run; `inferplane serve` does not set it.
-    #[arg(long, env = "INFERPLANE_BENCH_SERVER_NODELAY")]
-    pub server_nodelay: bool,
     /// Internal: run as the fan-out benchmark's client process against this server.
     #[arg(long, hide = true)]
     pub sse_clients_worker: Option<SocketAddr>,
@@ -127,7 +123,6 @@ pub struct Config {
     pub rebuild_grouped: bool,
     pub fanout_clients: usize,
     pub fanout_events: usize,
-    pub server_nodelay: bool,
 }
 
 impl Config {
@@ -153,7 +148,6 @@ impl Config {
             rebuild_grouped: a.rebuild_grouped,
             fanout_clients: a.fanout_clients.unwrap_or(if q { 1_000 } else { 10_000 }),
             fanout_events: a.fanout_events.max(1),
-            server_nodelay: a.server_nodelay,
         }
     }
 }
@@ -247,14 +241,9 @@ async fn header(db: &Database, args: &BenchArgs, cfg: &Config) -> anyhow::Result
     );
     println!("PostgreSQL {version} via {source}; fsync={fsync}, synchronous_commit={sync_commit}");
     println!(
-        "each benchmark runs in a fresh database bench_<uuid>; runs last {:.1} s after {:.1} s of warm-up; server TCP_NODELAY {}",
+        "each benchmark runs in a fresh database bench_<uuid>; runs last {:.1} s after {:.1} s of warm-up",
         cfg.duration.as_secs_f64(),
         cfg.warmup.as_secs_f64(),
-        if cfg.server_nodelay {
-            "on"
-        } else {
-            "off (as inferplane serve)"
-        }
     );
     Ok(())
 }

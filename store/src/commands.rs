@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use inferplane_domain::EventMetadata;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{Acquire, PgConnection, PgPool, Row};
 
 /// Everything a command carries besides itself.
 #[derive(Debug, Clone)]
@@ -111,35 +111,7 @@ impl EventStore {
         aggregate_id: &str,
         upto: Option<i64>,
     ) -> anyhow::Result<Loaded<A>> {
-        let rows = sqlx::query(
-            "select sequence, payload, recorded_at from events
-             where aggregate_type = $1 and aggregate_id = $2 and sequence <= $3
-             order by sequence",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(upto.unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut loaded = Loaded {
-            aggregate: A::default(),
-            version: 0,
-            created_at: None,
-            updated_at: None,
-        };
-        for row in rows {
-            let version: i64 = row.try_get("sequence")?;
-            let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
-            loaded.version = version;
-            loaded.created_at.get_or_insert(recorded_at);
-            loaded.updated_at = Some(recorded_at);
-            let payload: serde_json::Value = row.try_get("payload")?;
-            let event: A::Event = serde_json::from_value(payload).map_err(|e| {
-                anyhow::anyhow!("event {} #{version} does not decode: {e}", A::TYPE)
-            })?;
-            loaded.aggregate.apply(event);
-        }
-        Ok(loaded)
+        load_with::<A>(&mut *self.pool.acquire().await?, aggregate_id, upto).await
     }
 
     /// Executes `command` on the aggregate `aggregate_id`: loads it, lets it decide, appends
@@ -157,12 +129,14 @@ impl EventStore {
         {
             return Ok(outcome);
         }
+        // One connection for the load and the append.
+        let mut conn = self.pool.acquire().await?;
         let Loaded {
             mut aggregate,
             version,
             created_at,
             updated_at,
-        } = self.load::<A>(aggregate_id, None).await?;
+        } = load_with::<A>(&mut conn, aggregate_id, None).await?;
         if let Some(expected) = ctx.expected_version
             && expected != version
         {
@@ -195,20 +169,62 @@ impl EventStore {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
 
-        let mut tx = self.pool.begin().await?;
-        let appended = append_in(
-            &mut tx,
-            A::TYPE,
-            aggregate_id,
-            version,
-            &new_events,
-            &ctx.metadata,
-        )
-        .await;
+        let appended = match &ctx.idempotency {
+            // A single multi-row INSERT is atomic on its own: no BEGIN/COMMIT round trips.
+            None => append_in(
+                &mut conn,
+                A::TYPE,
+                aggregate_id,
+                version,
+                &new_events,
+                &ctx.metadata,
+            )
+            .await
+            .map(|p| (p, true)),
+            Some(idem) => {
+                let new_version = version + new_events.len() as i64;
+                let mut tx = (&mut *conn).begin().await?;
+                let appended = append_in(
+                    &mut tx,
+                    A::TYPE,
+                    aggregate_id,
+                    version,
+                    &new_events,
+                    &ctx.metadata,
+                )
+                .await;
+                match appended {
+                    Ok(p) => {
+                        let recorded =
+                            record_key(&mut tx, ctx, idem, A::TYPE, aggregate_id, new_version)
+                                .await?;
+                        if recorded {
+                            tx.commit().await?;
+                        } else {
+                            tx.rollback().await?;
+                        }
+                        Ok((p, recorded))
+                    }
+                    Err(e) => {
+                        tx.rollback().await?;
+                        Err(e)
+                    }
+                }
+            }
+        };
+        drop(conn);
         let (last_position, appended_at) = match appended {
-            Ok(p) => p,
+            Ok((p, true)) => p,
+            // A concurrent request with the same key committed first: our events were rolled
+            // back; answer with its result.
+            Ok((_, false)) => {
+                let idem = ctx.idempotency.as_ref().expect("only with a key");
+                return match self.replay::<A>(ctx, idem).await? {
+                    Some(outcome) => Ok(outcome),
+                    None => Err(anyhow::anyhow!("idempotency record vanished").into()),
+                };
+            }
             Err(AppendError::Conflict) => {
-                tx.rollback().await?;
                 // A retry of the same request racing its first attempt: answer with the
                 // attempt that won.
                 if let Some(idem) = &ctx.idempotency
@@ -226,20 +242,6 @@ impl EventStore {
             Err(AppendError::Db(e)) => return Err(e.into()),
         };
         let new_version = version + new_events.len() as i64;
-        if let Some(idem) = &ctx.idempotency {
-            let recorded =
-                record_key(&mut tx, ctx, idem, A::TYPE, aggregate_id, new_version).await?;
-            if !recorded {
-                // A concurrent request with the same key committed first: drop our events and
-                // answer with its result.
-                tx.rollback().await?;
-                return match self.replay::<A>(ctx, idem).await? {
-                    Some(outcome) => Ok(outcome),
-                    None => Err(anyhow::anyhow!("idempotency record vanished").into()),
-                };
-            }
-        }
-        tx.commit().await?;
         for e in &new_events {
             metrics::counter!("inferplane_events_appended_total", "aggregate_type" => A::TYPE, "event_type" => e.event_type.clone()).increment(1);
         }
@@ -319,6 +321,42 @@ impl EventStore {
     }
 }
 
+/// Rebuilds an aggregate from its events on `conn`.
+async fn load_with<A: Aggregate>(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+    upto: Option<i64>,
+) -> anyhow::Result<Loaded<A>> {
+    let rows = sqlx::query(
+        "select sequence, payload, recorded_at from events
+         where aggregate_type = $1 and aggregate_id = $2 and sequence <= $3
+         order by sequence",
+    )
+    .bind(A::TYPE)
+    .bind(aggregate_id)
+    .bind(upto.unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut loaded = Loaded {
+        aggregate: A::default(),
+        version: 0,
+        created_at: None,
+        updated_at: None,
+    };
+    for row in rows {
+        let version: i64 = row.try_get("sequence")?;
+        let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
+        loaded.version = version;
+        loaded.created_at.get_or_insert(recorded_at);
+        loaded.updated_at = Some(recorded_at);
+        let payload: serde_json::Value = row.try_get("payload")?;
+        let event: A::Event = serde_json::from_value(payload)
+            .map_err(|e| anyhow::anyhow!("event {} #{version} does not decode: {e}", A::TYPE))?;
+        loaded.aggregate.apply(event);
+    }
+    Ok(loaded)
+}
+
 /// An aggregate rebuilt from its events.
 #[derive(Debug)]
 pub struct Loaded<A> {
@@ -337,7 +375,7 @@ enum AppendError {
 /// One multi-row INSERT for all events of a command. A unique violation on the primary key
 /// means another command appended the same sequence first.
 async fn append_in(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     aggregate_type: &str,
     aggregate_id: &str,
     version: i64,
@@ -366,7 +404,7 @@ async fn append_in(
     .bind(&versions)
     .bind(&payloads)
     .bind(&metadata)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await;
     match result {
         Ok(rows) => Ok((rows.iter().map(|r| r.0).max(), rows.first().map(|r| r.1))),
@@ -376,7 +414,7 @@ async fn append_in(
 }
 
 async fn record_key(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     ctx: &CommandContext,
     idem: &Idempotency,
     aggregate_type: &str,
@@ -395,7 +433,7 @@ async fn record_key(
     .bind(aggregate_type)
     .bind(aggregate_id)
     .bind(sequence)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(inserted.rows_affected() == 1)
 }

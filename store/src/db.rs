@@ -7,11 +7,15 @@ use sqlx::postgres::PgPoolOptions;
 /// The schema, embedded from `migrations/` at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
-/// Opens a pool on `url`, waiting up to `acquire_timeout` for a connection.
+/// Opens a pool on `url`, waiting up to 10 s for a connection.
+///
+/// Connections are not pinged on every acquire (a round trip per command): a connection that
+/// died fails its next query, which sqlx then drops from the pool.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
         .connect(url)
         .await
 }
