@@ -78,22 +78,7 @@ pub async fn start(
     ));
 
     let app = routes::router(state.clone());
-    let mut http_stop = stop.clone();
-    tasks.spawn(async move {
-        // No Nagle delay on small SSE writes; one router shared by every connection.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(async move {
-                inferplane_projections::stopped(&mut http_stop).await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-        "http server"
-    });
+    tasks.spawn(serve_http(listener, app, stop.clone()));
     tracing::info!(%addr, "inferplane listening");
     Ok(Server {
         addr,
@@ -188,4 +173,59 @@ async fn forget_idempotency_keys(
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
+}
+
+/// The HTTP/1.1 accept loop. Hand-written rather than `axum::serve` so that each connection
+/// costs as little memory as possible (thousands of idle live-stream clients are normal): one
+/// router shared by all connections, HTTP/1.1 only (no protocol sniffing buffer), the smallest
+/// read buffer hyper allows, and no Nagle delay on small SSE writes.
+async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> &'static str {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = inferplane_projections::stopped(&mut stop) => break,
+        };
+        let (tcp, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = stop.clone();
+        connections.spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(8192)
+                // A client that never finishes its request head is dropped (slowloris).
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r { tracing::debug!(error = %e, "connection ended with an error") }
+                }
+                _ = inferplane_projections::stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        // Reap finished connections so the set does not grow with history.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    "http server"
 }
