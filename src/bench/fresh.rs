@@ -25,7 +25,7 @@ impl FreshDb {
             .execute(admin)
             .await
             .with_context(|| format!("creating the database {name}"))?;
-        let pool = match connect(admin, &name, max_connections, true).await {
+        let pool = match connect(admin, &name, max_connections).await {
             Ok(pool) => pool,
             Err(e) => {
                 drop_database(admin, &name).await;
@@ -45,15 +45,14 @@ impl FreshDb {
     }
 
     /// Another pool on the fresh database, of at most `max_connections`, configured like
-    /// `inferplane_store::connect` (sqlx defaults: a connection is pinged when acquired).
+    /// `inferplane_store::connect` (no ping when a connection is acquired).
     pub async fn pool(&self, max_connections: u32) -> anyhow::Result<PgPool> {
-        connect(&self.admin, &self.name, max_connections, true).await
+        connect(&self.admin, &self.name, max_connections).await
     }
 
-    /// A pool for raw baselines: connections are used as they are, without the ping on
-    /// acquire, like dedicated connections (pgbench).
+    /// A pool for raw baselines: the same settings, kept apart from the product's pools.
     pub async fn raw_pool(&self, max_connections: u32) -> anyhow::Result<PgPool> {
-        connect(&self.admin, &self.name, max_connections, false).await
+        connect(&self.admin, &self.name, max_connections).await
     }
 
     /// Closes the pool and drops the database, disconnecting whatever still uses it.
@@ -63,16 +62,11 @@ impl FreshDb {
     }
 }
 
-async fn connect(
-    admin: &PgPool,
-    name: &str,
-    max_connections: u32,
-    ping: bool,
-) -> anyhow::Result<PgPool> {
+async fn connect(admin: &PgPool, name: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let options = admin.connect_options().as_ref().clone().database(name);
     PgPoolOptions::new()
         .max_connections(max_connections.max(1))
-        .test_before_acquire(ping)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(60))
         .connect_with(options)
         .await
