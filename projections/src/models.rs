@@ -38,15 +38,9 @@ create index models_repo on models (lower(hf_repo_id));
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelView {
     pub id: Uuid,
-    pub hf_repo_id: String,
-    pub display_name: String,
-    pub parameter_count: u64,
-    pub required_vram_gb: u32,
-    pub context_length: u32,
-    pub data_volume_gb: u32,
-    pub data_volume_computed: bool,
-    pub task: ModelTask,
-    pub active: bool,
+    /// The model as its aggregate knows it.
+    #[serde(flatten)]
+    pub model: ModelState,
     /// The aggregate's version, also served as the `ETag`.
     pub version: i64,
     pub registered_at: DateTime<Utc>,
@@ -63,32 +57,10 @@ impl ModelView {
     ) -> Self {
         Self {
             id,
-            hf_repo_id: s.hf_repo_id.clone(),
-            display_name: s.display_name.clone(),
-            parameter_count: s.parameter_count,
-            required_vram_gb: s.required_vram_gb,
-            context_length: s.context_length,
-            data_volume_gb: s.data_volume_gb,
-            data_volume_computed: s.data_volume_computed,
-            task: s.task,
-            active: s.active,
+            model: s.clone(),
             version,
             registered_at,
             updated_at,
-        }
-    }
-
-    fn state(&self) -> ModelState {
-        ModelState {
-            hf_repo_id: self.hf_repo_id.clone(),
-            display_name: self.display_name.clone(),
-            parameter_count: self.parameter_count,
-            required_vram_gb: self.required_vram_gb,
-            context_length: self.context_length,
-            data_volume_gb: self.data_volume_gb,
-            data_volume_computed: self.data_volume_computed,
-            task: self.task,
-            active: self.active,
         }
     }
 }
@@ -100,16 +72,18 @@ fn decode(r: &sqlx::postgres::PgRow) -> Result<ModelView, sqlx::Error> {
     let task: String = r.try_get("task")?;
     Ok(ModelView {
         id: r.try_get("id")?,
-        hf_repo_id: r.try_get("hf_repo_id")?,
-        display_name: r.try_get("display_name")?,
-        parameter_count: r.try_get::<i64, _>("parameter_count")? as u64,
-        required_vram_gb: r.try_get::<i32, _>("required_vram_gb")? as u32,
-        context_length: r.try_get::<i32, _>("context_length")? as u32,
-        data_volume_gb: r.try_get::<i32, _>("data_volume_gb")? as u32,
-        data_volume_computed: r.try_get("data_volume_computed")?,
-        task: serde_json::from_value(serde_json::Value::String(task))
-            .map_err(|e| sqlx::Error::Decode(e.into()))?,
-        active: r.try_get("active")?,
+        model: ModelState {
+            hf_repo_id: r.try_get("hf_repo_id")?,
+            display_name: r.try_get("display_name")?,
+            parameter_count: r.try_get::<i64, _>("parameter_count")? as u64,
+            required_vram_gb: r.try_get::<i32, _>("required_vram_gb")? as u32,
+            context_length: r.try_get::<i32, _>("context_length")? as u32,
+            data_volume_gb: r.try_get::<i32, _>("data_volume_gb")? as u32,
+            data_volume_computed: r.try_get("data_volume_computed")?,
+            task: serde_json::from_value(serde_json::Value::String(task))
+                .map_err(|e| sqlx::Error::Decode(e.into()))?,
+            active: r.try_get("active")?,
+        },
         version: r.try_get("version")?,
         registered_at: r.try_get("registered_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -163,7 +137,7 @@ impl Projection for ModelCatalog {
                     v.id,
                     (
                         Model {
-                            state: Some(v.state()),
+                            state: Some(v.model),
                         },
                         v.version,
                         Some(v.registered_at),
@@ -215,15 +189,15 @@ async fn upsert(conn: &mut PgConnection, views: &[ModelView]) -> anyhow::Result<
              active = excluded.active, version = excluded.version, updated_at = excluded.updated_at",
     )
     .bind(views.iter().map(|v| v.id).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.hf_repo_id.as_str()).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.display_name.as_str()).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.parameter_count as i64).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.required_vram_gb as i32).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.context_length as i32).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.data_volume_gb as i32).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.data_volume_computed).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| task_name(v.task)).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.active).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.model.hf_repo_id.as_str()).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.model.display_name.as_str()).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.model.parameter_count as i64).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.model.required_vram_gb as i32).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.model.context_length as i32).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.model.data_volume_gb as i32).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.model.data_volume_computed).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| task_name(v.model.task)).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.model.active).collect::<Vec<_>>())
     .bind(views.iter().map(|v| v.version).collect::<Vec<_>>())
     .bind(views.iter().map(|v| v.registered_at).collect::<Vec<_>>())
     .bind(views.iter().map(|v| v.updated_at).collect::<Vec<_>>())

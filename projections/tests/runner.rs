@@ -209,7 +209,11 @@ async fn a_rebuild_swaps_in_an_identical_read_model_while_the_live_runner_keeps_
         .unwrap();
     assert_eq!(after.len(), 60);
     for m in &before {
-        assert!(after.contains(m), "{} changed in the rebuild", m.hf_repo_id);
+        assert!(
+            after.contains(m),
+            "{} changed in the rebuild",
+            m.model.hf_repo_id
+        );
     }
     let status = inferplane_projections::status(&db.pool).await.unwrap();
     assert_eq!(status[0].lag_events, 0);
