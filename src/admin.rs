@@ -5,6 +5,11 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use cqrs_es::Aggregate;
+use inferplane_domain::catalog::seed::{seed_instance_types, seed_zones};
+use inferplane_domain::catalog::{
+    CatalogError, InstanceType, InstanceTypeCommand, InstanceTypeId, Zone, ZoneCommand, ZoneId,
+};
 use inferplane_domain::model::{Model, ModelCommand, ModelError, ModelId, seed::seed_catalog};
 use inferplane_domain::{Actor, EventMetadata};
 use inferplane_projections::RebuildProgress;
@@ -99,29 +104,86 @@ pub async fn catalog(command: CatalogCommand) -> anyhow::Result<()> {
         CatalogCommand::Seed(args) => {
             let db = Database::open(&args).await?;
             db.migrate().await?;
-            let (registered, present) = seed(&db.pool).await?;
-            println!("catalog seeded: {registered} registered, {present} already present");
+            let r = seed(&db.pool).await?;
+            println!(
+                "catalog seeded: {} registered, {} already present \
+                 ({} models, {} zones, {} instance types registered)",
+                r.registered(),
+                r.present(),
+                r.models.0,
+                r.zones.0,
+                r.instance_types.0
+            );
             db.close(true).await
         }
     }
 }
 
-/// Registers the seed catalog; models already registered are left untouched.
-/// Returns (registered, already present).
-pub async fn seed(pool: &PgPool) -> anyhow::Result<(usize, usize)> {
+/// What a seed did, per kind: (registered, already present).
+#[derive(Debug, Default)]
+pub struct SeedReport {
+    pub models: (usize, usize),
+    pub zones: (usize, usize),
+    pub instance_types: (usize, usize),
+}
+
+impl SeedReport {
+    pub fn registered(&self) -> usize {
+        self.models.0 + self.zones.0 + self.instance_types.0
+    }
+
+    pub fn present(&self) -> usize {
+        self.models.1 + self.zones.1 + self.instance_types.1
+    }
+}
+
+/// Registers the seed catalog (models, then zones, then instance types, whose availability
+/// names the zones); whatever is already registered is left untouched.
+pub async fn seed(pool: &PgPool) -> anyhow::Result<SeedReport> {
     let store = EventStore::new(pool.clone());
+    let models = seed_catalog().into_iter().map(|m| {
+        let id = ModelId::for_repo(&m.hf_repo_id).to_string();
+        (id, ModelCommand::Register(m))
+    });
+    let zones = seed_zones().into_iter().map(|z| {
+        let id = ZoneId::new(z.provider, &z.code).0.to_string();
+        (id, ZoneCommand::Register(z))
+    });
+    let types = seed_instance_types().into_iter().map(|t| {
+        let id = InstanceTypeId::new(t.provider, &t.code).0.to_string();
+        (id, InstanceTypeCommand::Register(t))
+    });
+    Ok(SeedReport {
+        models: register_all::<Model>(&store, models, |e| {
+            matches!(e, ModelError::AlreadyRegistered { .. })
+        })
+        .await?,
+        zones: register_all::<Zone>(&store, zones, |e| {
+            matches!(e, CatalogError::ZoneAlreadyRegistered { .. })
+        })
+        .await?,
+        instance_types: register_all::<InstanceType>(&store, types, |e| {
+            matches!(e, CatalogError::TypeAlreadyRegistered { .. })
+        })
+        .await?,
+    })
+}
+
+/// Executes registrations; a refusal because the aggregate exists (or a concurrent seed got
+/// there first) counts as already present. Returns (registered, already present).
+async fn register_all<A: Aggregate<Services = ()>>(
+    store: &EventStore,
+    commands: impl IntoIterator<Item = (String, A::Command)>,
+    already_registered: impl Fn(&A::Error) -> bool,
+) -> anyhow::Result<(usize, usize)> {
     let (mut registered, mut present) = (0, 0);
-    for model in seed_catalog() {
-        let id = ModelId::for_repo(&model.hf_repo_id).to_string();
+    for (id, command) in commands {
         let ctx = CommandContext::new(EventMetadata::new_command(Actor::system("catalog-seed")));
-        match store
-            .execute::<Model>(&id, ModelCommand::Register(model), &(), &ctx)
-            .await
-        {
+        match store.execute::<A>(&id, command, &(), &ctx).await {
             Ok(_) => registered += 1,
-            Err(CommandError::Rejected(ModelError::AlreadyRegistered { .. }))
-            | Err(CommandError::Conflict { .. }) => present += 1,
-            Err(e) => return Err(anyhow::anyhow!(e).context("seeding the catalog")),
+            Err(CommandError::Rejected(e)) if already_registered(&e) => present += 1,
+            Err(CommandError::Conflict { .. }) => present += 1,
+            Err(e) => return Err(anyhow::anyhow!(e.to_string()).context("seeding the catalog")),
         }
     }
     Ok((registered, present))

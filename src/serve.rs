@@ -85,8 +85,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let listener = bind(&args.http).await?;
     let db = Database::open(&args.db).await?;
     db.migrate().await?;
-    let (registered, present) = crate::admin::seed(&db.pool).await?;
-    tracing::info!(registered, present, "catalog seeded");
+    let seeded = crate::admin::seed(&db.pool).await?;
+    tracing::info!(
+        registered = seeded.registered(),
+        present = seeded.present(),
+        "catalog seeded (models, zones, instance types)"
+    );
     let banner = Banner {
         addr: listener.local_addr()?.to_string(),
         token: token.clone(),

@@ -87,7 +87,14 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
         .unwrap();
     assert!(status.status.success());
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(status[0]["name"], "model_catalog");
+    let names: Vec<_> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert!(names.contains(&"model_catalog".into()), "{names:?}");
+    assert!(names.contains(&"gpu_catalog".into()), "{names:?}");
     let seed = inferplane(&dir).args(["catalog", "seed"]).output().unwrap();
     assert!(seed.status.success());
     assert!(String::from_utf8_lossy(&seed.stdout).contains("0 registered"));

@@ -5,6 +5,7 @@
 //! `Aggregate` implementations are thin adapters over those functions so that the store can
 //! load and execute them generically.
 
+pub mod catalog;
 pub mod metadata;
 pub mod model;
 

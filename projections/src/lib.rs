@@ -6,6 +6,7 @@
 //! (`rm_<name>`), which lets a rebuild fill a fresh schema while the API keeps reading the old
 //! one, then swap them in one short transaction.
 
+pub mod gpu_catalog;
 pub mod models;
 pub mod runner;
 mod status;
@@ -19,7 +20,10 @@ use std::sync::Arc;
 
 /// Every projection of the platform, in the order they are started.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(models::ModelCatalog)]
+    vec![
+        Arc::new(models::ModelCatalog),
+        Arc::new(gpu_catalog::GpuCatalog),
+    ]
 }
 
 /// The projection named `name`, if any.

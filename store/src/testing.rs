@@ -23,10 +23,12 @@ impl TestDatabase {
     /// Creates the database and applies every migration.
     pub async fn new() -> Self {
         let admin_url = admin_url();
-        let name = format!("test_{}", Uuid::new_v4().simple());
+        // The creation time in the name lets a later run drop what this one leaves behind.
+        let name = format!("{PREFIX}{}_{}", unix_secs(), Uuid::new_v4().simple());
         let admin = crate::connect(&admin_url, 1)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"));
+        sweep_once(&admin).await;
         sqlx::query(&format!("create database {name}"))
             .execute(&admin)
             .await
@@ -57,26 +59,73 @@ impl TestDatabase {
 }
 
 impl Drop for TestDatabase {
+    /// Drops the database from another thread, waiting for it at most 2 s. Waiting longer
+    /// would freeze the test's runtime while its background tasks may be half-way through
+    /// opening a connection, and `drop database ... with (force)` would then wait for that
+    /// connection until the server's authentication timeout (60 s). Whatever a finished
+    /// process did not get to drop, a later run sweeps (see `sweep_once`).
     fn drop(&mut self) {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread.
-        let _ = std::thread::spawn(move || {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(admin) = crate::connect(&admin_url, 1).await {
-                        let _ =
-                            sqlx::query(&format!("drop database if exists {name} with (force)"))
-                                .execute(&admin)
-                                .await;
+                        drop_database(&admin, &name).await;
                     }
                 });
             }
-        })
-        .join();
+            let _ = done.send(());
+        });
+        // Usually done in well under a second; never wait long enough to deadlock.
+        let _ = finished.recv_timeout(std::time::Duration::from_secs(2));
     }
+}
+
+async fn drop_database(admin: &PgPool, name: &str) {
+    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(admin)
+        .await;
+}
+
+/// Prefix of every database this harness creates (and the only ones it ever drops).
+const PREFIX: &str = "inferplane_test_";
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Once per process: drops test databases created more than ten minutes ago (left behind by
+/// processes that ended before their detached drop finished).
+async fn sweep_once(admin: &PgPool) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let names: Vec<String> = sqlx::query_scalar(
+                "select datname from pg_database where starts_with(datname, $1)",
+            )
+            .bind(PREFIX)
+            .fetch_all(admin)
+            .await
+            .unwrap_or_default();
+            let cutoff = unix_secs().saturating_sub(600);
+            for name in names {
+                // Only names this harness makes: `<prefix><seconds>_<32 hex digits>`.
+                let Some((secs, id)) = name[PREFIX.len()..].split_once('_') else {
+                    continue;
+                };
+                let ours = id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit());
+                if ours && secs.parse::<u64>().is_ok_and(|t| t < cutoff) {
+                    drop_database(admin, &name).await;
+                }
+            }
+        })
+        .await;
 }
 
 fn admin_url() -> String {

@@ -1,13 +1,16 @@
+pub mod catalog;
 pub mod events;
 pub mod models;
 pub mod ops;
+mod respond;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use self::catalog::{instance_types as types, zones};
 use crate::AppState;
 use crate::auth::require_operator;
 use crate::telemetry::track_http;
@@ -21,6 +24,24 @@ pub fn router(state: AppState) -> Router {
         .route("/models/{id}/activate", post(models::activate))
         .route("/models/{id}/deactivate", post(models::deactivate))
         .route("/models/{id}/history", get(models::history))
+        .route(
+            "/models/{id}/compatible-types",
+            get(catalog::compatible_types),
+        )
+        .route("/zones", get(zones::list).post(zones::register))
+        .route("/zones/{id}", get(zones::get).patch(zones::update))
+        .route("/zones/{id}/activate", post(zones::activate))
+        .route("/zones/{id}/deactivate", post(zones::deactivate))
+        .route("/zones/{id}/history", get(zones::history))
+        .route("/instance-types", get(types::list).post(types::register))
+        .route("/instance-types/{id}", get(types::get).patch(types::update))
+        .route("/instance-types/{id}/activate", post(types::activate))
+        .route("/instance-types/{id}/deactivate", post(types::deactivate))
+        .route("/instance-types/{id}/history", get(types::history))
+        .route(
+            "/instance-types/{id}/availability/{zone}",
+            put(types::put_availability).delete(types::delete_availability),
+        )
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/projections", get(ops::projections))

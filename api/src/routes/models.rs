@@ -5,8 +5,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use inferplane_domain::model::{
     Model, ModelCommand, ModelError, ModelId, ModelTask, RegisterModel, UpdateModel,
 };
@@ -20,6 +20,7 @@ use super::events::history_json;
 use crate::AppState;
 use crate::error::{ApiError, command_error};
 use crate::extract::{CommandMeta, PathId, Query, StrictJson};
+use crate::routes::respond::{self, Written};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,36 +69,19 @@ fn rejection(e: ModelError) -> ApiError {
     )
 }
 
-fn etag(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
 fn respond(
     status: StatusCode,
     view: ModelView,
     outcome: Option<&CommandOutcome<Model>>,
 ) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::ETAG, etag(view.version));
-    if let Some(o) = outcome {
-        if o.replayed {
-            headers.insert(
-                HeaderName::from_static("idempotent-replayed"),
-                HeaderValue::from_static("true"),
-            );
-        }
-        if let Some(p) = o.last_position
-            && let Ok(v) = HeaderValue::from_str(&p.to_string())
-        {
-            headers.insert(HeaderName::from_static("x-event-position"), v);
-        }
-    }
-    if status == StatusCode::CREATED
-        && let Ok(v) = HeaderValue::from_str(&format!("/api/models/{}", view.id))
-    {
-        headers.insert(header::LOCATION, v);
-    }
-    (status, headers, Json(view)).into_response()
+    let location = format!("/api/models/{}", view.id);
+    respond::respond(
+        status,
+        &view,
+        view.version,
+        location,
+        outcome.map(Written::of),
+    )
 }
 
 fn view_of(id: Uuid, o: &CommandOutcome<Model>) -> Result<ModelView, ApiError> {

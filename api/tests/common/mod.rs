@@ -56,6 +56,31 @@ impl TestApp {
         self.client.patch(self.url(path)).bearer_auth(TOKEN)
     }
 
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path)).bearer_auth(TOKEN)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(TOKEN)
+    }
+
+    /// POSTs `body` to `path`, expects 201 and returns the JSON view.
+    pub async fn create(&self, path: &str, body: &Value) -> Value {
+        let r = self.post(path).json(body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        r.json().await.unwrap()
+    }
+
+    /// Waits until `GET path` answers a view with `version`.
+    pub async fn wait_for_version(&self, path: &str, version: i64) -> Value {
+        eventually(|| async {
+            let r = self.get(path).send().await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            (v["version"] == json!(version)).then_some(v)
+        })
+        .await
+    }
+
     /// Registers a model and returns its JSON view.
     pub async fn register(&self, repo: &str) -> Value {
         let r = self
@@ -108,6 +133,25 @@ pub fn model_body(repo: &str) -> Value {
         "parameter_count": 7_000_000_000i64,
         "required_vram_gb": 24,
         "context_length": 8192
+    })
+}
+
+/// A zone registration body.
+pub fn zone_body(code: &str) -> Value {
+    json!({"code": code, "display_name": format!("Zone {code}")})
+}
+
+/// An L4 instance type registration body: `gpus` x 24 GB at 0.75 EUR/h per GPU.
+pub fn l4_body(gpus: i64, availability: Value) -> Value {
+    json!({
+        "code": format!("L4-{gpus}-24G"),
+        "gpu_model": "L4",
+        "gpu_count": gpus,
+        "vram_per_gpu_gb": 24,
+        "vcpus": 8 * gpus,
+        "ram_gb": 48 * gpus,
+        "hourly_price_micro_eur": 750_000 * gpus,
+        "availability": availability
     })
 }
 
