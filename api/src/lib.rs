@@ -9,6 +9,7 @@ pub mod extract;
 pub mod hub;
 pub mod routes;
 pub mod server;
+pub mod stream_conn;
 pub mod telemetry;
 
 use std::time::Duration;

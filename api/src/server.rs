@@ -78,7 +78,7 @@ pub async fn start(
     ));
 
     let app = routes::router(state.clone());
-    tasks.spawn(serve_http(listener, app, stop.clone()));
+    tasks.spawn(serve_http(listener, app, state.clone(), stop.clone()));
     tracing::info!(%addr, "inferplane listening");
     Ok(Server {
         addr,
@@ -182,6 +182,7 @@ async fn forget_idempotency_keys(
 async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
+    state: AppState,
     mut stop: watch::Receiver<bool>,
 ) -> &'static str {
     use hyper_util::rt::TokioIo;
@@ -204,7 +205,14 @@ async fn serve_http(
         let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let mut stop = stop.clone();
+        let state = state.clone();
         connections.spawn(async move {
+            // Live-stream connections skip hyper: see `stream_conn`. They end on shutdown
+            // through the stream's own `reconnect` frame.
+            if crate::stream_conn::opens_with_stream(&tcp).await {
+                crate::stream_conn::serve(tcp, state).await;
+                return;
+            }
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(8192)
                 // A client that never finishes its request head is dropped (slowloris).

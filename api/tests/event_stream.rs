@@ -94,7 +94,9 @@ async fn a_stream_started_after_a_position_gets_only_later_events_and_filters_ap
     )
     .await;
     // Without a position, a stream starts live: it gets what is appended after it connects.
-    let mut live = SseClient::connect(&app, "", None).await;
+    // This one rides the keep-alive connection that made the registration (served by the
+    // router rather than the dedicated stream handler).
+    let mut live = SseClient::connect_with(&app.client, &app, "", None).await;
 
     app.register("org/b").await;
     app.post(&format!("/api/models/{a_id}/deactivate"))

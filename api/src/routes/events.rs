@@ -6,7 +6,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
 use inferplane_store::reader::{self, Filter};
 use inferplane_store::{Cursor, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -15,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::hub::{Envelope, to_hub_event};
+use crate::hub::{Envelope, HubEvent, to_hub_event};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,29 +90,51 @@ pub async fn list(
     Ok(axum::response::IntoResponse::into_response(Json(page)))
 }
 
-fn sse_event(id: i64, event_type: &str, json: &str) -> Event {
-    Event::default()
-        .id(id.to_string())
-        .event(event_type)
-        .data(json)
+/// One frame of the live stream, whatever carries it (axum's SSE response, or the dedicated
+/// connection handler in [`crate::stream_conn`]).
+pub enum Frame {
+    Event {
+        id: i64,
+        event_type: String,
+        json: Arc<str>,
+    },
+    /// The last frame before the stream ends: where to resume from, and why.
+    Reconnect(String),
 }
 
-/// `GET /api/events/stream`: replays from the store after `Last-Event-ID` (or `?after=`), then
-/// follows the hub live, with no gap and no duplicate. Without either, it starts at the head.
-pub async fn stream(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<EventQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+impl Frame {
+    fn event(h: &HubEvent) -> Self {
+        Frame::Event {
+            id: h.event.position,
+            event_type: h.event.event_type.clone(),
+            json: h.json.clone(),
+        }
+    }
+
+    fn reconnect(sent: Cursor, reason: &str) -> Self {
+        Frame::Reconnect(
+            serde_json::json!({ "reason": reason, "last_event_id": sent.position }).to_string(),
+        )
+    }
+}
+
+/// Validates a stream request and opens the stream: replay from the store after
+/// `Last-Event-ID` (or `?after=`), then the hub live, with no gap and no duplicate. Without a
+/// position it starts at the head.
+pub async fn open(
+    state: &AppState,
+    q: EventQuery,
+    last_event_id: Option<&[u8]>,
+) -> Result<impl Stream<Item = Frame> + Send + use<>, ApiError> {
     if q.limit.is_some() {
         return Err(ApiError::invalid_field(
             "limit",
             "is not used by the stream",
         ));
     }
-    let last_event_id = match headers.get("last-event-id") {
+    let last_event_id = match last_event_id {
         Some(v) => Some(
-            v.to_str()
+            std::str::from_utf8(v)
                 .ok()
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .ok_or_else(|| ApiError::invalid_field("Last-Event-ID", "must be a position"))?,
@@ -121,7 +145,7 @@ pub async fn stream(
     let mut live = state.hub.subscribe();
     let joined = state.hub.cursor();
     let start = match last_event_id.or(q.after) {
-        Some(p) => resolve(&state, p).await?,
+        Some(p) => resolve(state, p).await?,
         // Live from the head of the store, which the hub may not have reached yet.
         None => reader::head(&mut *state.pool.acquire().await?)
             .await?
@@ -133,7 +157,7 @@ pub async fn stream(
     let guard = ClientGauge::new();
     let mut shutdown = state.shutdown.clone();
 
-    let stream = async_stream::stream! {
+    Ok(async_stream::stream! {
         let _guard = guard;
         let mut sent = start;
         // Replay: everything up to the hub's cursor is committed, read it from the store.
@@ -147,8 +171,7 @@ pub async fn stream(
                     let full = events.len() as i64 == page;
                     for e in events {
                         sent = e.cursor();
-                        let h = to_hub_event(e);
-                        yield Ok(sse_event(h.event.position, &h.event.event_type, &h.json));
+                        yield Frame::event(&to_hub_event(e));
                     }
                     if !full {
                         sent = joined;
@@ -156,7 +179,7 @@ pub async fn stream(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "replay for a stream client failed");
-                    yield Ok(reconnect_event(sent, "replay failed"));
+                    yield Frame::reconnect(sent, "replay failed");
                     return;
                 }
             }
@@ -166,7 +189,7 @@ pub async fn stream(
             let received = tokio::select! {
                 r = live.recv() => r,
                 _ = inferplane_projections::stopped(&mut shutdown) => {
-                    yield Ok(reconnect_event(sent, "server shutting down"));
+                    yield Frame::reconnect(sent, "server shutting down");
                     return;
                 }
             };
@@ -179,27 +202,44 @@ pub async fn stream(
                         }
                         sent = c;
                         if filter.matches(&h.event) {
-                            yield Ok(sse_event(h.event.position, &h.event.event_type, &h.json));
+                            yield Frame::event(h);
                         }
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
                     metrics::counter!("inferplane_sse_clients_cut_off_total").increment(1);
-                    yield Ok(reconnect_event(sent, "slow consumer: reconnect with Last-Event-ID"));
+                    yield Frame::reconnect(sent, "slow consumer: reconnect with Last-Event-ID");
                     return;
                 }
                 Err(RecvError::Closed) => return,
             }
         }
-    };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.settings.sse_keep_alive)))
+    })
 }
 
-/// The last event a client gets before being cut off: where to resume from.
-fn reconnect_event(sent: Cursor, reason: &str) -> Event {
-    Event::default()
-        .event("reconnect")
-        .data(serde_json::json!({ "reason": reason, "last_event_id": sent.position }).to_string())
+/// `GET /api/events/stream` through axum (keep-alive connections that made other requests
+/// first; new connections for the stream go to [`crate::stream_conn`]).
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<EventQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let last_event_id = headers.get("last-event-id").map(|v| v.as_bytes());
+    let frames = open(&state, q, last_event_id).await?;
+    let events = frames.map(|f| {
+        Ok(match f {
+            Frame::Event {
+                id,
+                event_type,
+                json,
+            } => Event::default()
+                .id(id.to_string())
+                .event(event_type)
+                .data(&*json),
+            Frame::Reconnect(json) => Event::default().event("reconnect").data(json),
+        })
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.settings.sse_keep_alive)))
 }
 
 /// Counts connected stream clients for `/metrics`.

@@ -189,8 +189,22 @@ pub struct SseClient {
 }
 
 impl SseClient {
+    /// Connects on a new connection: the server serves it with its dedicated stream handler.
     pub async fn connect(app: &TestApp, query: &str, last_event_id: Option<i64>) -> Self {
-        let mut req = app.get(&format!("/api/events/stream{query}"));
+        Self::connect_with(&reqwest::Client::new(), app, query, last_event_id).await
+    }
+
+    /// Connects with `client`, which may reuse a keep-alive connection that served other
+    /// requests first: the server then serves the stream through its router.
+    pub async fn connect_with(
+        client: &reqwest::Client,
+        app: &TestApp,
+        query: &str,
+        last_event_id: Option<i64>,
+    ) -> Self {
+        let mut req = client
+            .get(app.url(&format!("/api/events/stream{query}")))
+            .bearer_auth(TOKEN);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
