@@ -209,9 +209,17 @@ async fn serve_http(
         connections.spawn(async move {
             // Live-stream connections skip hyper: see `stream_conn`. They end on shutdown
             // through the stream's own `reconnect` frame.
-            if crate::stream_conn::opens_with_stream(&tcp).await {
-                crate::stream_conn::serve(tcp, state).await;
-                return;
+            let opening = tokio::select! {
+                o = crate::stream_conn::opening(&tcp) => o,
+                _ = inferplane_projections::stopped(&mut stop) => return,
+            };
+            match opening {
+                crate::stream_conn::Opening::Stream => {
+                    crate::stream_conn::serve(tcp, state).await;
+                    return;
+                }
+                crate::stream_conn::Opening::Silent => return,
+                crate::stream_conn::Opening::Other => {}
             }
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(8192)

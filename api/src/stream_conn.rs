@@ -23,9 +23,29 @@ const PREFIX: &[u8] = b"GET /api/events/stream";
 const MAX_HEAD: usize = 16 * 1024;
 const ROUTE: &str = "/api/events/stream";
 
-/// True when the connection's first request is a live-stream request. Looks without
-/// consuming; gives up (and lets hyper serve the connection) if the prefix is slow to come.
-pub async fn opens_with_stream(tcp: &TcpStream) -> bool {
+/// What a new connection starts with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// `GET /api/events/stream`: serve it with [`serve`].
+    Stream,
+    /// Anything else: hyper serves it.
+    Other,
+    /// Nothing arrived within 30 s (as hyper's header timeout): close it.
+    Silent,
+}
+
+/// Looks at the connection's first bytes without consuming them.
+pub async fn opening(tcp: &TcpStream) -> Opening {
+    match tokio::time::timeout(Duration::from_secs(30), opens_with_stream(tcp)).await {
+        Ok(true) => Opening::Stream,
+        Ok(false) => Opening::Other,
+        Err(_) => Opening::Silent,
+    }
+}
+
+/// True when the connection's first request is a live-stream request; gives up (and lets
+/// hyper serve the connection) if the prefix is slow to come after its first bytes.
+async fn opens_with_stream(tcp: &TcpStream) -> bool {
     let mut buf = [0u8; PREFIX.len() + 1];
     for _ in 0..50 {
         let n = match tcp.peek(&mut buf).await {
