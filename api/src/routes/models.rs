@@ -11,14 +11,12 @@ use inferplane_domain::model::{
     Model, ModelCommand, ModelError, ModelId, ModelTask, RegisterModel, UpdateModel,
 };
 use inferplane_projections::models::{self as catalog, ModelQuery, ModelView};
-use inferplane_store::reader;
 use inferplane_store::{CommandContext, CommandOutcome};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::events::history_json;
 use crate::AppState;
-use crate::error::{ApiError, command_error};
+use crate::error::ApiError;
 use crate::extract::{CommandMeta, PathId, Query, StrictJson};
 use crate::routes::respond::{self, Written};
 
@@ -107,11 +105,7 @@ async fn execute(
     command: ModelCommand,
     ctx: &CommandContext,
 ) -> Result<CommandOutcome<Model>, ApiError> {
-    state
-        .store
-        .execute::<Model>(&id.to_string(), command, &(), ctx)
-        .await
-        .map_err(|e| command_error(e, rejection))
+    respond::execute(state, id, command, ctx, rejection).await
 }
 
 /// `POST /api/models`
@@ -224,11 +218,5 @@ pub async fn history(
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let events =
-        reader::aggregate_history(&mut *state.pool.acquire().await?, "model", &id.to_string())
-            .await?;
-    if events.is_empty() {
-        return Err(rejection(ModelError::NotRegistered));
-    }
-    Ok(Json(history_json(&events)))
+    respond::history::<Model>(&state, id, rejection(ModelError::NotRegistered)).await
 }

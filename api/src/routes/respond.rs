@@ -5,8 +5,42 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cqrs_es::Aggregate;
-use inferplane_store::CommandOutcome;
+use inferplane_store::{CommandContext, CommandError, CommandOutcome, reader};
 use serde::Serialize;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, command_error};
+use crate::routes::events::history_json;
+
+/// Executes a command on aggregate `id`, mapping the aggregate's refusals with `rejection`.
+pub(crate) async fn execute<A: Aggregate<Services = ()>>(
+    state: &AppState,
+    id: Uuid,
+    command: A::Command,
+    ctx: &CommandContext,
+    rejection: fn(A::Error) -> ApiError,
+) -> Result<CommandOutcome<A>, ApiError> {
+    state
+        .store
+        .execute::<A>(&id.to_string(), command, &(), ctx)
+        .await
+        .map_err(|e: CommandError<A::Error>| command_error(e, rejection))
+}
+
+/// Every event of aggregate `id`, oldest first; `unknown` when it has none.
+pub(crate) async fn history<A: Aggregate>(
+    state: &AppState,
+    id: Uuid,
+    unknown: ApiError,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let events = reader::aggregate_history(&mut conn, A::TYPE, &id.to_string()).await?;
+    if events.is_empty() {
+        return Err(unknown);
+    }
+    Ok(Json(history_json(&events)))
+}
 
 /// What a command's outcome adds to its answer.
 pub(crate) struct Written {

@@ -12,17 +12,15 @@ use inferplane_domain::catalog::{
     RegisterInstanceType, UpdateInstanceType, Zone, ZoneId, validate_zone_code,
 };
 use inferplane_projections::gpu_catalog::{self, InstanceTypeView, TypeQuery};
-use inferplane_store::reader;
 use inferplane_store::{CommandContext, CommandOutcome};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{known_zone, rejection};
 use crate::AppState;
-use crate::error::{ApiError, command_error};
+use crate::error::ApiError;
 use crate::extract::{CommandMeta, PathId, Query, StrictJson};
-use crate::routes::events::history_json;
-use crate::routes::respond::{Written, respond};
+use crate::routes::respond::{self, Written, respond};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,11 +88,7 @@ async fn execute(
     command: InstanceTypeCommand,
     ctx: &CommandContext,
 ) -> Result<CommandOutcome<InstanceType>, ApiError> {
-    state
-        .store
-        .execute::<InstanceType>(&id.to_string(), command, &(), ctx)
-        .await
-        .map_err(|e| command_error(e, rejection))
+    respond::execute(state, id, command, ctx, rejection).await
 }
 
 /// Availability may only name registered zones of the type's provider. Checked against the
@@ -304,10 +298,5 @@ pub async fn history(
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    let events = reader::aggregate_history(&mut conn, "instance_type", &id.to_string()).await?;
-    if events.is_empty() {
-        return Err(rejection(CatalogError::TypeNotRegistered));
-    }
-    Ok(Json(history_json(&events)))
+    respond::history::<InstanceType>(&state, id, rejection(CatalogError::TypeNotRegistered)).await
 }

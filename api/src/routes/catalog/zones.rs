@@ -8,17 +8,15 @@ use inferplane_domain::catalog::{
     CatalogError, Provider, RegisterZone, UpdateZone, Zone, ZoneCommand, ZoneId,
 };
 use inferplane_projections::gpu_catalog::{self, ZoneView};
-use inferplane_store::reader;
 use inferplane_store::{CommandContext, CommandOutcome};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::rejection;
 use crate::AppState;
-use crate::error::{ApiError, command_error};
+use crate::error::ApiError;
 use crate::extract::{CommandMeta, PathId, StrictJson};
-use crate::routes::events::history_json;
-use crate::routes::respond::{Written, respond};
+use crate::routes::respond::{self, Written, respond};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,11 +64,7 @@ async fn execute(
     command: ZoneCommand,
     ctx: &CommandContext,
 ) -> Result<CommandOutcome<Zone>, ApiError> {
-    state
-        .store
-        .execute::<Zone>(&id.to_string(), command, &(), ctx)
-        .await
-        .map_err(|e| command_error(e, rejection))
+    respond::execute(state, id, command, ctx, rejection).await
 }
 
 /// `POST /api/zones`
@@ -160,10 +154,5 @@ pub async fn history(
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    let events = reader::aggregate_history(&mut conn, "zone", &id.to_string()).await?;
-    if events.is_empty() {
-        return Err(rejection(CatalogError::ZoneNotRegistered));
-    }
-    Ok(Json(history_json(&events)))
+    respond::history::<Zone>(&state, id, rejection(CatalogError::ZoneNotRegistered)).await
 }
