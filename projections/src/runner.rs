@@ -212,7 +212,25 @@ impl ProjectionRunner {
         tracing::info!(projection = name, "leading projection");
         metrics::gauge!("inferplane_projection_leader", "projection" => name).set(1.0);
         let recorded = ensure_installed(&self.pool, self.projection.as_ref()).await?;
-        if recorded != self.projection.version() {
+        if recorded > self.projection.version() {
+            // A newer binary built this read model: an older one (still running during a
+            // rolling upgrade) must neither rebuild it back nor write into it.
+            tracing::warn!(
+                projection = name,
+                recorded,
+                code = self.projection.version(),
+                "read model built by a newer version; not leading it"
+            );
+            metrics::gauge!("inferplane_projection_leader", "projection" => name).set(0.0);
+            // Let the newer version lead, and look again only every 30 s.
+            drop(lock_conn);
+            tokio::select! {
+                _ = stopped(shutdown) => {}
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+            return Ok(());
+        }
+        if recorded < self.projection.version() {
             tracing::info!(
                 projection = name,
                 from = recorded,

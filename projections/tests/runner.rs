@@ -235,3 +235,69 @@ async fn status_reports_lag_in_events_and_seconds() {
     assert!(status[0].lag_seconds >= 0.0);
     assert_eq!(status[0].code_version, Some(1));
 }
+
+/// The model catalog as an older binary would run it.
+struct OlderCatalog;
+
+#[async_trait::async_trait]
+impl Projection for OlderCatalog {
+    fn name(&self) -> &'static str {
+        ModelCatalog.name()
+    }
+
+    fn version(&self) -> i32 {
+        ModelCatalog.version() - 1
+    }
+
+    fn schema(&self) -> &'static str {
+        ModelCatalog.schema()
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        events: &[inferplane_store::StoredEvent],
+    ) -> anyhow::Result<()> {
+        ModelCatalog.apply(conn, events).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_binary_neither_rebuilds_nor_writes_a_newer_read_model() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    inferplane_projections::ensure_installed(&db.pool, &ModelCatalog)
+        .await
+        .unwrap();
+    register(&store, 3, "a").await;
+
+    let pool = db.second_pool(5).await;
+    let notifier = Notifier::spawn(pool.clone());
+    let older = ProjectionRunner {
+        projection: Arc::new(OlderCatalog),
+        pool,
+        wakeups: notifier.subscribe(),
+        poll_interval: Duration::from_millis(50),
+        batch_size: 10,
+    };
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(older.run(stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = inferplane_projections::status(&db.pool).await.unwrap();
+    assert_eq!(
+        status[0].version,
+        ModelCatalog.version(),
+        "not rebuilt back"
+    );
+    assert_eq!(
+        status[0].events_applied, 0,
+        "nothing applied by the older binary"
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
+
+    // The current binary leads it as usual.
+    let current = process(&db, Duration::from_millis(100)).await;
+    assert_eq!(wait_caught_up(&db.pool).await, 3);
+    current.stop().await;
+}
