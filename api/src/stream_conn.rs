@@ -229,3 +229,56 @@ async fn refuse(tcp: &mut TcpStream, error: ApiError, request_id: &str) -> Statu
     let _ = tcp.shutdown().await;
     status
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// The server side of a loopback connection whose client wrote `parts` in turn.
+    async fn opening_of(parts: &[&[u8]]) -> Opening {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let parts: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+        let writer = tokio::spawn(async move {
+            for part in parts {
+                client.write_all(&part).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            client
+        });
+        let opening = opening(&server).await;
+        drop(writer.await.unwrap());
+        opening
+    }
+
+    #[tokio::test]
+    async fn a_connection_opening_with_the_stream_request_is_recognised() {
+        for request in [
+            &b"GET /api/events/stream HTTP/1.1\r\n"[..],
+            b"GET /api/events/stream?after=0 HTTP/1.0\r\n",
+        ] {
+            assert_eq!(opening_of(&[request]).await, Opening::Stream);
+        }
+        // The prefix split across two writes.
+        assert_eq!(
+            opening_of(&[b"GET /api/ev", b"ents/stream HTTP/1.1\r\n"]).await,
+            Opening::Stream
+        );
+    }
+
+    #[tokio::test]
+    async fn other_requests_are_left_to_the_router() {
+        for request in [
+            &b"GET /api/events HTTP/1.1\r\n"[..],
+            b"GET /api/events/streams HTTP/1.1\r\n",
+            b"HEAD /api/events/stream HTTP/1.1\r\n",
+            b"POST /api/models HTTP/1.1\r\n",
+        ] {
+            assert_eq!(opening_of(&[request]).await, Opening::Other);
+        }
+    }
+}

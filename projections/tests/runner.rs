@@ -301,3 +301,33 @@ async fn an_older_binary_neither_rebuilds_nor_writes_a_newer_read_model() {
     assert_eq!(wait_caught_up(&db.pool).await, 3);
     current.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_held_back_by_an_older_transaction_is_applied_once_that_transaction_ends() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    // Only wake-ups and the held-back retry can move the projection in this test.
+    let p = process(&db, Duration::from_secs(3600)).await;
+    register(&store, 1, "a").await;
+    wait_caught_up(&db.pool).await;
+
+    // An older transaction with an id (it wrote nothing to the events table) holds the
+    // horizon: the next event commits and notifies, but cannot be read yet.
+    let mut older = db.pool.begin().await.unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .unwrap();
+    register(&store, 1, "b").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        checkpoint(&db.pool).await.1,
+        1,
+        "held back behind the open transaction"
+    );
+
+    // Its commit sends no notification; the runner must still get there.
+    older.commit().await.unwrap();
+    assert_eq!(wait_caught_up(&db.pool).await, 2);
+    p.stop().await;
+}
