@@ -1,1 +1,10 @@
-//! Process managers.
+//! Process managers of inferplane.
+//!
+//! Each processor reacts to the global event stream with its own durable checkpoint, performs
+//! one kind of side effect (a Scaleway call, a bootstrap, a probe) and feeds the outcome back
+//! as a command to the aggregate. [`runtime`] holds what they share: election by advisory
+//! lock, the durable work list fed from the stream, bounded concurrent dispatch, backoff.
+
+pub mod runtime;
+
+pub use runtime::{Next, Processor, ProcessorRunner, RunnerSettings, Work, backoff};

@@ -1,0 +1,345 @@
+//! The processor runtime: events become durable work, steps run once per subject at a time,
+//! a crash between a side effect and its record repeats the step (not the side effect, when the
+//! step looks before it acts), and of two processes only one acts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use inferplane_domain::model::{Model, ModelCommand, ModelId, ModelTask, RegisterModel};
+use inferplane_domain::{Actor, EventMetadata};
+use inferplane_processors::{Next, Processor, ProcessorRunner, RunnerSettings, Work};
+use inferplane_store::testing::TestDatabase;
+use inferplane_store::{CommandContext, EventStore, Notifier, StoredEvent};
+use tokio::sync::{Semaphore, watch};
+
+/// The outside world of the toy processor: resources keyed by subject, and every call made.
+#[derive(Default)]
+struct World {
+    resources: HashMap<String, u32>,
+    creates: u32,
+    steps: u32,
+}
+
+/// Deactivates every registered model after "creating a resource" for it, looking the resource
+/// up first, as the real processors look up tagged servers before creating one.
+struct Deactivator {
+    store: EventStore,
+    world: Arc<Mutex<World>>,
+    /// When set, each step waits for a permit between the side effect and the record.
+    gate: Option<Arc<Semaphore>>,
+    /// Subjects whose first step asks to be looked at again shortly.
+    poll_first: bool,
+}
+
+#[async_trait::async_trait]
+impl Processor for Deactivator {
+    fn name(&self) -> &'static str {
+        "deactivator"
+    }
+
+    fn wakes(&self, event: &StoredEvent) -> Option<String> {
+        (event.aggregate_type == "model").then(|| event.aggregate_id.clone())
+    }
+
+    async fn step(&self, work: &Work) -> anyhow::Result<Next> {
+        let first = {
+            let mut w = self.world.lock().unwrap();
+            w.steps += 1;
+            w.steps == 1
+        };
+        if self.poll_first && first {
+            return Ok(Next::After(Duration::from_millis(30)));
+        }
+        let model = self
+            .store
+            .load::<Model>(&work.subject, None)
+            .await?
+            .aggregate;
+        let Some(state) = model.state else {
+            return Ok(Next::Done);
+        };
+        if !state.active {
+            return Ok(Next::Done);
+        }
+        {
+            let mut w = self.world.lock().unwrap();
+            if !w.resources.contains_key(&work.subject) {
+                w.creates += 1;
+                w.resources.insert(work.subject.clone(), 1);
+            }
+        }
+        if let Some(gate) = &self.gate {
+            gate.acquire().await?.forget();
+        }
+        let ctx = CommandContext::new(work.metadata());
+        self.store
+            .execute::<Model>(&work.subject, ModelCommand::Deactivate, &(), &ctx)
+            .await?;
+        Ok(Next::Done)
+    }
+}
+
+struct Process {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _notifier: Notifier,
+}
+
+async fn process(db: &TestDatabase, processor: Deactivator) -> Process {
+    let pool = db.second_pool(5).await;
+    let notifier = Notifier::spawn(pool.clone());
+    let runner = ProcessorRunner {
+        processor: Arc::new(processor),
+        pool,
+        wakeups: notifier.subscribe(),
+        settings: RunnerSettings {
+            poll_interval: Duration::from_millis(200),
+            batch_size: 5,
+            concurrency: 4,
+            backoff_base: Duration::from_millis(20),
+            ..RunnerSettings::default()
+        },
+    };
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(runner.run(stopped));
+    Process {
+        stop,
+        task,
+        _notifier: notifier,
+    }
+}
+
+async fn register(store: &EventStore, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let repo = format!("org/model-{i}");
+        let cmd = ModelCommand::Register(RegisterModel {
+            hf_repo_id: repo.clone(),
+            display_name: format!("Model {i}"),
+            parameter_count: 1_000_000_000,
+            required_vram_gb: 8,
+            context_length: 4096,
+            data_volume_gb: None,
+            task: ModelTask::Generate,
+            active: true,
+        });
+        let id = ModelId::for_repo(&repo).to_string();
+        let ctx = CommandContext::new(EventMetadata::new_command(Actor::system("test")));
+        store.execute::<Model>(&id, cmd, &(), &ctx).await.unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+async fn active_count(store: &EventStore, ids: &[String]) -> usize {
+    let mut n = 0;
+    for id in ids {
+        let m = store.load::<Model>(id, None).await.unwrap().aggregate;
+        if m.state.is_some_and(|s| s.active) {
+            n += 1;
+        }
+    }
+    n
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn work_rows(db: &TestDatabase) -> i64 {
+    sqlx::query_scalar("select count(*) from processor_work where processor = 'deactivator'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_woken_subject_is_stepped_until_done_and_leaves_the_work_list() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let world = Arc::new(Mutex::new(World::default()));
+    let p = process(
+        &db,
+        Deactivator {
+            store: store.clone(),
+            world: world.clone(),
+            gate: None,
+            poll_first: false,
+        },
+    )
+    .await;
+    let ids = register(&store, 12).await;
+    eventually("all models deactivated", async || {
+        active_count(&store, &ids).await == 0
+    })
+    .await;
+    eventually("empty work list", async || work_rows(&db).await == 0).await;
+    assert_eq!(world.lock().unwrap().creates, 12);
+    // The checkpoint passed every event (12 registrations + 12 deactivations).
+    eventually("checkpoint at the head", async || {
+        let seen: i64 = sqlx::query_scalar(
+            "select events_seen from processor_checkpoints where name = 'deactivator'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        seen == 24
+    })
+    .await;
+    // What the processor recorded says who did it and why.
+    let meta: serde_json::Value = sqlx::query_scalar(
+        "select metadata from events where event_type = 'ModelDeactivated' order by position limit 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(meta["actor"]["kind"], "processor");
+    assert_eq!(meta["actor"]["id"], "deactivator");
+    assert!(meta["causation_id"].as_str().unwrap().starts_with("event:"));
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_step_asking_to_look_again_is_stepped_again() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let world = Arc::new(Mutex::new(World::default()));
+    let p = process(
+        &db,
+        Deactivator {
+            store: store.clone(),
+            world: world.clone(),
+            gate: None,
+            poll_first: true,
+        },
+    )
+    .await;
+    let ids = register(&store, 1).await;
+    eventually("deactivated after a second look", async || {
+        active_count(&store, &ids).await == 0
+    })
+    .await;
+    assert!(world.lock().unwrap().steps >= 2);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_side_effect_and_record_repeats_the_step_not_the_side_effect() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let world = Arc::new(Mutex::new(World::default()));
+    let gate = Arc::new(Semaphore::new(0));
+    let first = process(
+        &db,
+        Deactivator {
+            store: store.clone(),
+            world: world.clone(),
+            gate: Some(gate.clone()),
+            poll_first: false,
+        },
+    )
+    .await;
+    let ids = register(&store, 3).await;
+    eventually("three side effects made", async || {
+        world.lock().unwrap().creates == 3
+    })
+    .await;
+    // Killed: steps stuck between the provider call and recording it.
+    first.task.abort();
+    let _ = first.task.await;
+    assert_eq!(active_count(&store, &ids).await, 3, "nothing was recorded");
+    assert_eq!(work_rows(&db).await, 3, "the work survives the crash");
+
+    let second = process(
+        &db,
+        Deactivator {
+            store: store.clone(),
+            world: world.clone(),
+            gate: None,
+            poll_first: false,
+        },
+    )
+    .await;
+    eventually("recorded after the restart", async || {
+        active_count(&store, &ids).await == 0
+    })
+    .await;
+    assert_eq!(
+        world.lock().unwrap().creates,
+        3,
+        "no resource created twice"
+    );
+    eventually("empty work list", async || work_rows(&db).await == 0).await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn of_two_processes_only_the_leader_acts_and_the_standby_takes_over() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let world = Arc::new(Mutex::new(World::default()));
+    let make = || Deactivator {
+        store: store.clone(),
+        world: world.clone(),
+        gate: None,
+        poll_first: false,
+    };
+    let a = process(&db, make()).await;
+    let b = process(&db, make()).await;
+    let ids = register(&store, 6).await;
+    eventually("first batch done", async || {
+        active_count(&store, &ids).await == 0
+    })
+    .await;
+    let leaders: i64 = sqlx::query_scalar(
+        "select count(*) from pg_locks where locktype = 'advisory' and granted
+         and objid = hashtext('processor:deactivator')::oid",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(leaders, 1);
+    a.stop().await;
+    // The standby looks again within its poll interval and leads.
+    let more: Vec<String> = {
+        let mut v = Vec::new();
+        for i in 100..104 {
+            let repo = format!("org/late-{i}");
+            let id = ModelId::for_repo(&repo).to_string();
+            let cmd = ModelCommand::Register(RegisterModel {
+                hf_repo_id: repo,
+                display_name: "Late".into(),
+                parameter_count: 1_000_000_000,
+                required_vram_gb: 8,
+                context_length: 4096,
+                data_volume_gb: None,
+                task: ModelTask::Generate,
+                active: true,
+            });
+            let ctx = CommandContext::new(EventMetadata::new_command(Actor::system("test")));
+            store.execute::<Model>(&id, cmd, &(), &ctx).await.unwrap();
+            v.push(id);
+        }
+        v
+    };
+    eventually("standby took over", async || {
+        active_count(&store, &more).await == 0
+    })
+    .await;
+    assert_eq!(world.lock().unwrap().creates, 10);
+    b.stop().await;
+}
+
+impl Process {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap();
+    }
+}
