@@ -6,7 +6,9 @@
 //! load and execute them generically.
 
 pub mod catalog;
+pub mod instance;
 pub mod metadata;
 pub mod model;
+pub mod reconciliation;
 
 pub use metadata::{Actor, ActorKind, DEFAULT_TENANT, EventMetadata};
