@@ -4,7 +4,13 @@
 //! one kind of side effect (a Scaleway call, a bootstrap, a probe) and feeds the outcome back
 //! as a command to the aggregate. [`runtime`] holds what they share: election by advisory
 //! lock, the durable work list fed from the stream, bounded concurrent dispatch, backoff.
+//! [`lifecycle`] holds the instance lifecycle's processors.
 
+pub mod lifecycle;
+pub mod probes;
 pub mod runtime;
+pub mod settings;
 
+pub use lifecycle::{Installer, Lifecycle, LocalInstaller};
 pub use runtime::{Next, Processor, ProcessorRunner, RunnerSettings, Work, backoff};
+pub use settings::LifecycleSettings;

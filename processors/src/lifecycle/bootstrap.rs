@@ -1,0 +1,321 @@
+//! Bootstrap and readiness: from a running server to a ready worker.
+//!
+//! - `booting`: wait until the VM answers (SSH), within the SSH wait timeout; its host key is
+//!   pinned on first contact, and a different key later fails the instance.
+//! - `installing`: run the bootstrap phases through the [`Installer`], each phase recorded as
+//!   it starts, logs and ends; a failed phase or the bootstrap timeout fails the instance with
+//!   the phase named.
+//! - `starting`: the readiness checks in order (engine answers, model listed, one-token
+//!   warm-up, then a health check), each recorded with its timing; then ready. Failures are
+//!   retried at the probe interval until the readiness timeout. A failed check is recorded
+//!   once per failure streak, not once per probe.
+
+use std::sync::Arc;
+
+use inferplane_domain::instance::{
+    FailureCode, InstanceCommand, InstanceError, InstanceId, InstanceState, InstanceStatus,
+    LogStream, MAX_LOG_CHUNK_BYTES, ReadinessCheck,
+};
+use inferplane_store::StoredEvent;
+
+use super::installer::{InstallError, PhaseSink};
+use super::{Lifecycle, Recorded, instance_event, subject_id};
+use crate::probes::{ProbeResult, Probes};
+use crate::runtime::{Next, Processor, Work};
+
+const WAKES: &[&str] = &[
+    "ServerStarted",
+    "SshAccessible",
+    "InstallCompleted",
+    "ReadinessCheckPassed",
+    "ReinstallRequested",
+    "ProviderServerStopped",
+];
+
+pub struct Bootstrap {
+    lc: Arc<Lifecycle>,
+    probes: Probes,
+}
+
+impl Bootstrap {
+    pub fn new(lc: Arc<Lifecycle>) -> Self {
+        let timeout = lc
+            .settings
+            .readiness_probe_interval
+            .max(std::time::Duration::from_secs(2));
+        Self {
+            probes: Probes::new(timeout),
+            lc,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Processor for Bootstrap {
+    fn name(&self) -> &'static str {
+        "bootstrap"
+    }
+
+    fn wakes(&self, event: &StoredEvent) -> Option<String> {
+        instance_event(event, WAKES)
+    }
+
+    async fn step(&self, work: &Work) -> anyhow::Result<Next> {
+        let id = subject_id(work)?;
+        let Some(inst) = self.lc.load(id).await? else {
+            return Ok(Next::Done);
+        };
+        match inst.status {
+            InstanceStatus::Booting => self.reach(work, id, &inst).await,
+            InstanceStatus::Installing => self.install(work, id, &inst).await,
+            InstanceStatus::Starting => self.ready(work, id, &inst).await,
+            _ => Ok(Next::Done),
+        }
+    }
+}
+
+impl Bootstrap {
+    async fn reach(
+        &self,
+        work: &Work,
+        id: InstanceId,
+        inst: &InstanceState,
+    ) -> anyhow::Result<Next> {
+        match self.lc.installer.reachable(id, inst).await {
+            Ok(fingerprint) => {
+                let cmd = InstanceCommand::RecordSshAccessible {
+                    host_key_fingerprint: fingerprint,
+                };
+                if let Recorded::Refused(InstanceError::HostKeyChanged { pinned, presented }) =
+                    self.lc.record(work, id, cmd).await?
+                {
+                    let message = format!(
+                        "the VM presented host key {presented}, but {pinned} was pinned on first contact"
+                    );
+                    self.fail(work, id, FailureCode::SshHostKeyChanged, message)
+                        .await?;
+                }
+                Ok(Next::Done)
+            }
+            Err(InstallError::Record(e)) => Err(e),
+            Err(e) => {
+                let waited = self
+                    .lc
+                    .time_since(id, &["ServerStarted", "ReinstallRequested"])
+                    .await?
+                    .unwrap_or_default();
+                if waited > self.lc.settings.ssh_wait_timeout {
+                    let message = format!("not reachable after {} s: {e}", waited.as_secs());
+                    self.fail(work, id, FailureCode::SshNotAccessible, message)
+                        .await?;
+                    return Ok(Next::Done);
+                }
+                Ok(Next::After(self.lc.settings.readiness_probe_interval))
+            }
+        }
+    }
+
+    async fn install(
+        &self,
+        work: &Work,
+        id: InstanceId,
+        inst: &InstanceState,
+    ) -> anyhow::Result<Next> {
+        let sink = RecordingSink {
+            lc: &self.lc,
+            work,
+            id,
+        };
+        let budget = self.lc.settings.bootstrap_timeout;
+        match tokio::time::timeout(budget, self.lc.installer.install(id, inst, &sink)).await {
+            Ok(Ok(())) => {
+                self.lc
+                    .record(work, id, InstanceCommand::RecordInstallCompleted)
+                    .await?;
+            }
+            Ok(Err(InstallError::Record(e))) => return Err(e),
+            Ok(Err(InstallError::PhaseFailed { phase, message })) => {
+                let message = format!("phase {phase} failed: {message}");
+                self.fail(work, id, FailureCode::InstallFailed, message)
+                    .await?;
+            }
+            Ok(Err(InstallError::Unreachable(reason))) => {
+                let message = format!("the VM became unreachable during the bootstrap: {reason}");
+                self.fail(work, id, FailureCode::SshNotAccessible, message)
+                    .await?;
+            }
+            Err(_) => {
+                let message = format!("the bootstrap did not finish within {} s", budget.as_secs());
+                self.fail(work, id, FailureCode::InstallFailed, message)
+                    .await?;
+            }
+        }
+        Ok(Next::Done)
+    }
+
+    async fn ready(
+        &self,
+        work: &Work,
+        id: InstanceId,
+        inst: &InstanceState,
+    ) -> anyhow::Result<Next> {
+        let Some(base) = self.lc.installer.engine_url(inst) else {
+            self.fail(
+                work,
+                id,
+                FailureCode::HealthCheckFailed,
+                "the instance has no engine address".into(),
+            )
+            .await?;
+            return Ok(Next::Done);
+        };
+        let model = inst.model_repo.as_str();
+        for check in [
+            ReadinessCheck::VllmHttpOk,
+            ReadinessCheck::ModelLoaded,
+            ReadinessCheck::VllmWarmup,
+            ReadinessCheck::HealthCheck,
+        ] {
+            if inst.readiness_of(check).is_some_and(|r| r.ok) {
+                continue;
+            }
+            let result: ProbeResult = match check {
+                ReadinessCheck::VllmHttpOk | ReadinessCheck::HealthCheck => {
+                    self.probes.engine_http_ok(&base).await
+                }
+                ReadinessCheck::ModelLoaded => self.probes.model_loaded(&base, model).await,
+                ReadinessCheck::VllmWarmup => self.probes.warmup(&base, model).await,
+            };
+            let already_failing = inst.readiness_of(check).is_some_and(|r| !r.ok);
+            if result.ok || !already_failing {
+                let cmd = InstanceCommand::RecordReadinessCheck {
+                    check,
+                    ok: result.ok,
+                    duration_ms: result.duration_ms,
+                    detail: result.detail.clone(),
+                };
+                self.lc.record(work, id, cmd).await?;
+            }
+            if result.ok {
+                // The recorded pass wakes the next check.
+                return Ok(Next::Done);
+            }
+            let waited = self
+                .lc
+                .time_since(id, &["InstallCompleted"])
+                .await?
+                .unwrap_or_default();
+            if waited > self.lc.settings.readiness_timeout {
+                let message = format!(
+                    "{} still failing after {} s: {}",
+                    check.as_str(),
+                    waited.as_secs(),
+                    result.detail
+                );
+                self.fail(work, id, FailureCode::StartupTimeout, message)
+                    .await?;
+                return Ok(Next::Done);
+            }
+            return Ok(Next::After(self.lc.settings.readiness_probe_interval));
+        }
+        self.lc.record(work, id, InstanceCommand::MarkReady).await?;
+        Ok(Next::Done)
+    }
+
+    async fn fail(
+        &self,
+        work: &Work,
+        id: InstanceId,
+        code: FailureCode,
+        message: String,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(instance = %id, code = code.as_str(), %message, "bootstrap failed");
+        self.lc
+            .record(work, id, InstanceCommand::Fail { code, message })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Records each phase on the instance as it happens.
+struct RecordingSink<'a> {
+    lc: &'a Lifecycle,
+    work: &'a Work,
+    id: InstanceId,
+}
+
+#[async_trait::async_trait]
+impl PhaseSink for RecordingSink<'_> {
+    async fn started(&self, phase: &str) -> anyhow::Result<()> {
+        let cmd = InstanceCommand::RecordPhaseStarted {
+            name: phase.to_string(),
+        };
+        self.lc.record(self.work, self.id, cmd).await.map(|_| ())
+    }
+
+    async fn logged(&self, phase: &str, stream: LogStream, chunk: &str) -> anyhow::Result<()> {
+        for piece in chunks(chunk, MAX_LOG_CHUNK_BYTES) {
+            let cmd = InstanceCommand::RecordPhaseLogged {
+                name: phase.to_string(),
+                stream,
+                chunk: piece.to_string(),
+            };
+            self.lc.record(self.work, self.id, cmd).await?;
+        }
+        Ok(())
+    }
+
+    async fn completed(&self, phase: &str, duration_ms: u64, exit_code: i32) -> anyhow::Result<()> {
+        let cmd = InstanceCommand::RecordPhaseCompleted {
+            name: phase.to_string(),
+            duration_ms,
+            exit_code,
+        };
+        self.lc.record(self.work, self.id, cmd).await.map(|_| ())
+    }
+
+    async fn failed(
+        &self,
+        phase: &str,
+        duration_ms: u64,
+        exit_code: Option<i32>,
+        message: &str,
+    ) -> anyhow::Result<()> {
+        let cmd = InstanceCommand::RecordPhaseFailed {
+            name: phase.to_string(),
+            duration_ms,
+            exit_code,
+            message: message.chars().take(2000).collect(),
+        };
+        self.lc.record(self.work, self.id, cmd).await.map(|_| ())
+    }
+}
+
+/// Splits `text` into pieces of at most `max` bytes on character boundaries.
+fn chunks(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks;
+
+    #[test]
+    fn chunks_respect_the_limit_and_characters() {
+        assert!(chunks("", 4).is_empty());
+        assert_eq!(chunks("abcdefgh", 3), vec!["abc", "def", "gh"]);
+        let s = "ééé"; // two bytes each
+        assert_eq!(chunks(s, 3), vec!["é", "é", "é"]);
+        assert_eq!(chunks(s, 3).concat(), s);
+    }
+}

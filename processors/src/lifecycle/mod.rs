@@ -1,0 +1,139 @@
+//! The instance lifecycle's process managers and what they share.
+//!
+//! | processor      | looks after instances that are            | side effect                          |
+//! |----------------|-------------------------------------------|--------------------------------------|
+//! | `provisioning` | requested, provisioning                   | volume, server, power-on, IP         |
+//! | `bootstrap`    | booting, installing, starting             | SSH/bootstrap (an [`Installer`]), readiness probes |
+//! | `watchdog`     | ready, unavailable, draining              | looks for servers stopped or deleted behind our back |
+//! | `terminator`   | terminating, failed with resources left   | power off, delete server and every volume |
+//! | `reconciler`   | every zone, periodically                  | reaps tagged orphans, records missing servers |
+//!
+//! Every provider resource carries the tags [`OWNER_TAG`] and
+//! [`instance_tag`](crate::settings::instance_tag), and every step looks resources up by tag
+//! before creating one, so a step repeated after a crash finds what the first run made.
+
+mod bootstrap;
+mod installer;
+mod provisioning;
+mod reconciler;
+mod terminator;
+mod watchdog;
+
+use std::sync::Arc;
+
+use inferplane_domain::instance::{
+    Instance, InstanceCommand, InstanceError, InstanceId, InstanceState,
+};
+use inferplane_scaleway::ScalewayClient;
+use inferplane_store::{CommandContext, CommandError, EventStore, StoredEvent};
+
+pub use bootstrap::Bootstrap;
+pub use installer::{InstallError, Installer, LocalInstaller, PhaseSink};
+pub use provisioning::Provisioning;
+pub use reconciler::Reconciler;
+pub use terminator::Terminator;
+pub use watchdog::Watchdog;
+
+use crate::runtime::{Processor, Work};
+use crate::settings::LifecycleSettings;
+
+/// What the lifecycle processors share: the store, the provider, the settings.
+pub struct Lifecycle {
+    pub store: EventStore,
+    pub cloud: ScalewayClient,
+    pub settings: LifecycleSettings,
+    pub installer: Arc<dyn Installer>,
+    /// Zones the reconciler sweeps.
+    pub zones: Vec<String>,
+}
+
+/// The outcome of recording a fact on an instance.
+pub enum Recorded {
+    /// Accepted (possibly as a no-op: the fact was already recorded).
+    Accepted(Box<InstanceState>),
+    /// The aggregate refused it: the instance moved on (terminated meanwhile, ...).
+    Refused(InstanceError),
+}
+
+impl Lifecycle {
+    /// Every lifecycle processor, ready for a [`ProcessorRunner`](crate::ProcessorRunner).
+    pub fn processors(self: &Arc<Self>) -> Vec<Arc<dyn Processor>> {
+        vec![
+            Arc::new(Provisioning::new(self.clone())),
+            Arc::new(Bootstrap::new(self.clone())),
+            Arc::new(Watchdog::new(self.clone())),
+            Arc::new(Terminator::new(self.clone())),
+            Arc::new(Reconciler::new(self.clone())),
+        ]
+    }
+
+    /// The instance as its events say now; `None` if it was never requested.
+    pub async fn load(&self, id: InstanceId) -> anyhow::Result<Option<InstanceState>> {
+        let loaded = self.store.load::<Instance>(&id.to_string(), None).await?;
+        Ok(loaded.aggregate.state)
+    }
+
+    /// How long ago the latest of `event_types` was recorded for the instance: the time spent
+    /// in the phase those events start (timeouts are measured from the history, not from the
+    /// processor's memory, so they survive restarts).
+    pub async fn time_since(
+        &self,
+        id: InstanceId,
+        event_types: &[&str],
+    ) -> anyhow::Result<Option<std::time::Duration>> {
+        let secs: Option<f64> = sqlx::query_scalar(
+            "select extract(epoch from (now() - max(recorded_at)))::float8 from events
+             where aggregate_type = 'instance' and aggregate_id = $1 and event_type = any($2)",
+        )
+        .bind(id.to_string())
+        .bind(event_types)
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok(secs.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
+    }
+
+    /// Records `command` on the instance with the step's metadata. A concurrent change (an
+    /// operator's terminate racing a provider outcome) re-decides the command on the new state.
+    pub async fn record(
+        &self,
+        work: &Work,
+        id: InstanceId,
+        command: InstanceCommand,
+    ) -> anyhow::Result<Recorded> {
+        let ctx = CommandContext::new(work.metadata());
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self
+                .store
+                .execute::<Instance>(&id.to_string(), command.clone(), &(), &ctx)
+                .await
+            {
+                Ok(outcome) => {
+                    return Ok(match outcome.aggregate.state {
+                        Some(s) => Recorded::Accepted(Box::new(s)),
+                        None => Recorded::Refused(InstanceError::NotFound),
+                    });
+                }
+                Err(CommandError::Rejected(e)) => {
+                    tracing::debug!(processor = work.processor, instance = %id, command = command.name(), reason = %e, "outcome refused");
+                    return Ok(Recorded::Refused(e));
+                }
+                Err(CommandError::Conflict { .. }) if attempts < 5 => continue,
+                Err(e) => return Err(anyhow::anyhow!("recording {}: {e}", command.name())),
+            }
+        }
+    }
+}
+
+/// The instance an event is about, if it is an instance event of one of `types`.
+pub(crate) fn instance_event(event: &StoredEvent, types: &[&str]) -> Option<String> {
+    (event.aggregate_type == <Instance as cqrs_es::Aggregate>::TYPE
+        && types.contains(&event.event_type.as_str()))
+    .then(|| event.aggregate_id.clone())
+}
+
+/// The instance id of a work subject.
+pub(crate) fn subject_id(work: &Work) -> anyhow::Result<InstanceId> {
+    Ok(InstanceId(uuid::Uuid::parse_str(&work.subject)?))
+}

@@ -1,0 +1,264 @@
+//! The terminator: nothing billable may outlive an instance.
+//!
+//! For a terminating instance, and for a failed one that still holds resources, each step does
+//! the next cleanup action: power the server off, wait for `stopped`, delete it, delete every
+//! block volume (the data volume and the server's root disk, which Scaleway only detaches), and
+//! finally confirm the termination, which the aggregate accepts only once every resource is
+//! recorded deleted. Servers and volumes carrying the instance's tag but never recorded (a
+//! create racing the termination) are found by tag in every zone the instance could use, and
+//! deleted as well.
+
+use std::sync::Arc;
+
+use inferplane_domain::instance::{InstanceCommand, InstanceId, InstanceState, InstanceStatus};
+use inferplane_scaleway::{
+    ListServersFilter, ListVolumesFilter, ScalewayError, ServerAction, ServerState, VolumeStatus,
+};
+use inferplane_store::StoredEvent;
+
+use super::{Lifecycle, instance_event, subject_id};
+use crate::runtime::{Next, Processor, Work};
+use crate::settings::instance_tag;
+
+const WAKES: &[&str] = &[
+    "TerminationRequested",
+    "InstanceFailed",
+    "PowerOffRequested",
+    "ServerDeleted",
+    "VolumeDetached",
+    "VolumeDeleted",
+    "ProviderServerDeleted",
+    // A resource recorded while terminating or failed (a create that raced the termination).
+    "ServerCreated",
+    "VolumeCreated",
+];
+
+pub struct Terminator {
+    lc: Arc<Lifecycle>,
+}
+
+impl Terminator {
+    pub fn new(lc: Arc<Lifecycle>) -> Self {
+        Self { lc }
+    }
+}
+
+#[async_trait::async_trait]
+impl Processor for Terminator {
+    fn name(&self) -> &'static str {
+        "terminator"
+    }
+
+    fn wakes(&self, event: &StoredEvent) -> Option<String> {
+        instance_event(event, WAKES)
+    }
+
+    async fn step(&self, work: &Work) -> anyhow::Result<Next> {
+        let id = subject_id(work)?;
+        let Some(inst) = self.lc.load(id).await? else {
+            return Ok(Next::Done);
+        };
+        let cleaning = matches!(
+            inst.status,
+            InstanceStatus::Terminating | InstanceStatus::Failed
+        );
+        if !cleaning {
+            return Ok(Next::Done);
+        }
+        self.clean(work, id, &inst).await
+    }
+}
+
+impl Terminator {
+    async fn clean(
+        &self,
+        work: &Work,
+        id: InstanceId,
+        inst: &InstanceState,
+    ) -> anyhow::Result<Next> {
+        let poll = Next::After(self.lc.settings.provider_poll_interval);
+        let cloud = &self.lc.cloud;
+        let tag = instance_tag(&id.0);
+        let zones = zones_of(inst);
+
+        // 1. The recorded server.
+        if let Some(server) = inst.live_server().cloned() {
+            match cloud.get_server(&server.zone, &server.server_id).await {
+                Err(e) if e.is_not_found() => {
+                    self.record(
+                        work,
+                        id,
+                        InstanceCommand::RecordServerDeleted {
+                            server_id: server.server_id.clone(),
+                        },
+                    )
+                    .await?;
+                    return Ok(Next::Done);
+                }
+                Err(e) => return Err(e.into()),
+                Ok(s) => match s.state {
+                    ServerState::Stopped | ServerState::StoppedInPlace => {
+                        match cloud.delete_server(&server.zone, &server.server_id).await {
+                            Ok(()) => {}
+                            Err(e) if e.is_not_found() => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        self.lc.installer.release(id).await;
+                        self.record(
+                            work,
+                            id,
+                            InstanceCommand::RecordServerDeleted {
+                                server_id: server.server_id.clone(),
+                            },
+                        )
+                        .await?;
+                        return Ok(Next::Done);
+                    }
+                    ServerState::Running | ServerState::Starting => {
+                        if !server.power_off_requested || s.state == ServerState::Running {
+                            match cloud
+                                .server_action(
+                                    &server.zone,
+                                    &server.server_id,
+                                    ServerAction::Poweroff,
+                                )
+                                .await
+                            {
+                                Ok(_) => {}
+                                // Starting servers may refuse until they settle: look again.
+                                Err(ScalewayError::PreconditionFailed { .. })
+                                | Err(ScalewayError::TransientState { .. }) => return Ok(poll),
+                                Err(e) => return Err(e.into()),
+                            }
+                            self.record(work, id, InstanceCommand::RecordPowerOffRequested)
+                                .await?;
+                        }
+                        return Ok(poll);
+                    }
+                    ServerState::Stopping | ServerState::Locked | ServerState::Unknown(_) => {
+                        return Ok(poll);
+                    }
+                },
+            }
+        }
+
+        // 2. Servers carrying the tag that were never recorded.
+        for zone in &zones {
+            let filter = ListServersFilter {
+                tags: vec![tag.clone()],
+                ..Default::default()
+            };
+            if let Some(s) = cloud.list_servers(zone, &filter).await?.into_iter().next() {
+                tracing::warn!(instance = %id, server = %s.id, zone, "deleting an unrecorded server of the instance");
+                match s.state {
+                    ServerState::Stopped | ServerState::StoppedInPlace => {
+                        match cloud.delete_server(zone, &s.id).await {
+                            Ok(()) => {}
+                            Err(e) if e.is_not_found() => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        // Its root disk is a block volume without our tag: delete it too.
+                        for v in s.volumes.values().filter(|v| v.volume_type == "sbs_volume") {
+                            delete_volume_eventually(cloud, zone, &v.id).await?;
+                        }
+                    }
+                    ServerState::Running => {
+                        let _ = cloud
+                            .server_action(zone, &s.id, ServerAction::Poweroff)
+                            .await;
+                    }
+                    _ => {}
+                }
+                return Ok(poll);
+            }
+        }
+
+        // 3. Every recorded volume, then tagged volumes never recorded.
+        if let Some(v) = inst.volumes.iter().find(|v| !v.deleted) {
+            match cloud.get_volume(&v.zone, &v.volume_id).await {
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+                Ok(vol) if vol.status == VolumeStatus::InUse => {
+                    // Still attached to a server that is going away.
+                    return Ok(poll);
+                }
+                Ok(_) => match cloud.delete_volume(&v.zone, &v.volume_id).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(ScalewayError::PreconditionFailed { .. }) => return Ok(poll),
+                    Err(e) => return Err(e.into()),
+                },
+            }
+            self.record(
+                work,
+                id,
+                InstanceCommand::RecordVolumeDeleted {
+                    volume_id: v.volume_id.clone(),
+                },
+            )
+            .await?;
+            return Ok(Next::Done);
+        }
+        for zone in &zones {
+            let filter = ListVolumesFilter {
+                tags: vec![tag.clone()],
+                ..Default::default()
+            };
+            for v in cloud.list_volumes(zone, &filter).await? {
+                if inst.volume(&v.id).is_some_and(|r| r.deleted) || inst.volume(&v.id).is_none() {
+                    tracing::warn!(instance = %id, volume = %v.id, zone, "deleting an unrecorded volume of the instance");
+                    if !delete_volume_eventually(cloud, zone, &v.id).await? {
+                        return Ok(poll);
+                    }
+                }
+            }
+        }
+
+        // 4. Nothing left: confirm.
+        if inst.status == InstanceStatus::Terminating {
+            self.record(work, id, InstanceCommand::ConfirmTerminated)
+                .await?;
+        }
+        self.lc.installer.release(id).await;
+        Ok(Next::Done)
+    }
+
+    async fn record(
+        &self,
+        work: &Work,
+        id: InstanceId,
+        cmd: InstanceCommand,
+    ) -> anyhow::Result<()> {
+        self.lc.record(work, id, cmd).await.map(|_| ())
+    }
+}
+
+/// Deletes a volume unless it is still attached; true when it is gone.
+async fn delete_volume_eventually(
+    cloud: &inferplane_scaleway::ScalewayClient,
+    zone: &str,
+    volume_id: &str,
+) -> Result<bool, ScalewayError> {
+    match cloud.delete_volume(zone, volume_id).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(true),
+        Err(ScalewayError::PreconditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every zone the instance may have resources in.
+fn zones_of(inst: &InstanceState) -> Vec<String> {
+    let mut zones = vec![inst.zone.clone()];
+    for z in inst
+        .allowed_zones
+        .iter()
+        .chain(inst.volumes.iter().map(|v| &v.zone))
+        .chain(inst.server.iter().map(|s| &s.zone))
+    {
+        if !zones.contains(z) {
+            zones.push(z.clone());
+        }
+    }
+    zones
+}
