@@ -175,7 +175,10 @@ async fn register_all<A: Aggregate<Services = ()>>(
     store: &EventStore,
     commands: impl IntoIterator<Item = (String, A::Command)>,
     already_registered: impl Fn(&A::Error) -> bool,
-) -> anyhow::Result<(usize, usize)> {
+) -> anyhow::Result<(usize, usize)>
+where
+    A::Command: Clone,
+{
     let (mut registered, mut present) = (0, 0);
     for (id, command) in commands {
         let ctx = CommandContext::new(EventMetadata::new_command(Actor::system("catalog-seed")));

@@ -21,10 +21,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane: API, live event stream, projections.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the whole product locally: a private PostgreSQL (unless DATABASE_URL is set),
     /// the catalog seeded, the control plane serving.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
     /// Inspect or rebuild projections (read models).
@@ -39,6 +39,37 @@ pub enum Command {
     },
     /// Measure the event store, projections and live stream against raw PostgreSQL.
     Bench(crate::bench::BenchArgs),
+    /// Run a simulator of an outside service.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+    /// Replay an aggregate's history from the event log, for auditors.
+    Replay {
+        #[command(subcommand)]
+        command: ReplayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// An instance's events (position, time, type, actor, status and progress after each,
+    /// a summary), then the instance at the end or at --at.
+    Instance(ReplayInstanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayInstanceArgs {
+    /// The instance's id (a UUID).
+    pub id: String,
+    /// Stop at this point: an RFC 3339 time (2026-11-25T14:35:00Z) or a stream position.
+    #[arg(long, env = "INFERPLANE_REPLAY_AT")]
+    pub at: Option<String>,
+    /// Print JSON ({"history": [...], "state": {...}}) instead of a table.
+    #[arg(long, env = "INFERPLANE_JSON")]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +185,10 @@ pub struct ServeArgs {
     /// Apply pending migrations before serving.
     #[arg(long, env = "INFERPLANE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
+    #[command(flatten)]
+    pub scaleway: crate::lifecycle::ScalewayArgs,
+    #[command(flatten)]
+    pub lifecycle: crate::lifecycle::LifecycleArgs,
 }
 
 #[derive(Debug, Args)]
@@ -165,4 +200,33 @@ pub struct DemoArgs {
     /// Delete the data dir (private cluster and generated token) and start afresh.
     #[arg(long)]
     pub reset: bool,
+    /// Address of the demo's Scaleway simulator (port 0: any free port).
+    #[arg(
+        long,
+        env = "INFERPLANE_DEMO_SIM_LISTEN",
+        default_value = "127.0.0.1:0"
+    )]
+    pub sim_listen: SocketAddr,
+    #[command(flatten)]
+    pub sim: inferplane_scaleway::sim::SimConfig,
+    #[command(flatten)]
+    pub engine: inferplane_worker::engine::EngineConfig,
+    #[command(flatten)]
+    pub lifecycle: crate::lifecycle::LifecycleArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// A local Scaleway API (servers, block volumes, IPs, products) with time compression and
+    /// fault injection under /_sim/, for trying the control plane without an account.
+    Scaleway(SimScalewayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimScalewayArgs {
+    /// Address to listen on.
+    #[arg(long, env = "INFERPLANE_SIM_LISTEN", default_value = "127.0.0.1:4010")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub config: inferplane_scaleway::sim::SimConfig,
 }

@@ -5,6 +5,8 @@ mod admin;
 mod bench;
 mod cli;
 mod database;
+mod lifecycle;
+mod replay;
 mod secrets;
 mod serve;
 
@@ -35,12 +37,14 @@ fn init_logging(args: &LogArgs) -> Result<(), ConfigError> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::serve(args).await,
-        Command::Demo(args) => serve::demo(args).await,
+        Command::Serve(args) => serve::serve(*args).await,
+        Command::Demo(args) => serve::demo(*args).await,
         Command::Migrate(db) => admin::migrate(db).await,
         Command::Projections { command } => admin::projections(command).await,
         Command::Catalog { command } => admin::catalog(command).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Replay { command } => replay::run(command).await,
+        Command::Sim { command } => serve::sim(command).await,
     }
 }
 

@@ -4,14 +4,20 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use inferplane_api::{OperatorToken, Settings};
+use inferplane_processors::{LifecycleSettings, LocalInstaller, RunnerSettings};
+use inferplane_scaleway::sim::{SimHandle, Simulator};
 use tokio::net::TcpListener;
 
 use crate::ConfigError;
-use crate::cli::{DemoArgs, HttpArgs, ServeArgs};
+use crate::cli::{DemoArgs, HttpArgs, ServeArgs, SimCommand};
 use crate::database::Database;
+use crate::lifecycle;
 use crate::secrets;
+use inferplane_processors::Lifecycle;
 
 fn settings(http: &HttpArgs) -> Settings {
     Settings {
@@ -68,7 +74,70 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .into());
         }
     }
-    run_until_stopped(db, listener, &token, settings(&args.http), None).await
+    let processors = if args.lifecycle.no_processors {
+        None
+    } else {
+        match lifecycle::scaleway_client(&args.scaleway)? {
+            Some(cloud) => {
+                // The SSH installer is not there yet: VMs that are not on this machine fail at
+                // the bootstrap (SSH_NOT_ACCESSIBLE), and are then cleaned up.
+                let installer = Arc::new(LocalInstaller::new(
+                    args.lifecycle.engine_port,
+                    inferplane_worker::engine::EngineConfig::default(),
+                ));
+                Some(lifecycle::lifecycle(
+                    &db.pool,
+                    cloud,
+                    args.lifecycle.settings(),
+                    installer,
+                    args.scaleway.scaleway_zones.clone(),
+                ))
+            }
+            None => {
+                tracing::warn!(
+                    "no Scaleway secret key (INFERPLANE_SCALEWAY_SECRET_KEY_FILE): instance lifecycle processors are not running; requested instances wait"
+                );
+                None
+            }
+        }
+    };
+    let parts = Parts {
+        processors,
+        runner: runner_settings(&args.lifecycle),
+        sim: None,
+    };
+    run_until_stopped(db, listener, &token, settings(&args.http), None, parts).await
+}
+
+/// What runs beside the API in this process.
+struct Parts {
+    processors: Option<Arc<Lifecycle>>,
+    runner: RunnerSettings,
+    /// The demo's simulator, stopped with the process.
+    sim: Option<SimHandle>,
+}
+
+fn runner_settings(args: &crate::lifecycle::LifecycleArgs) -> RunnerSettings {
+    RunnerSettings {
+        concurrency: args.processor_concurrency.max(1),
+        ..RunnerSettings::default()
+    }
+}
+
+/// `inferplane sim scaleway`: the simulator alone, until Ctrl-C or SIGTERM.
+pub async fn sim(command: SimCommand) -> anyhow::Result<()> {
+    let SimCommand::Scaleway(args) = command;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| ConfigError(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "Scaleway simulator: point INFERPLANE_SCALEWAY_API_URL at http://{addr}");
+    inferplane_scaleway::sim::serve(listener, args.config, stop_signal())
+        .await
+        .map_err(|e| match e {
+            inferplane_scaleway::sim::SimServeError::Config(m) => ConfigError(m).into(),
+            other => anyhow::Error::new(other),
+        })
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
@@ -91,13 +160,74 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         present = seeded.present(),
         "catalog seeded (models, zones, instance types)"
     );
+    // The provider: a simulator in this process, with a key of its own.
+    let sim_key = secrets::generate_token();
+    let sim_listener = TcpListener::bind(args.sim_listen)
+        .await
+        .map_err(|e| ConfigError(format!("cannot listen on {}: {e}", args.sim_listen)))?;
+    let sim_config = args
+        .sim
+        .clone()
+        .with_secret_key(inferplane_scaleway::SecretKey::new(sim_key.clone()));
+    let sim = Simulator::start_on(sim_listener, sim_config)
+        .await
+        .map_err(|e| ConfigError(format!("Scaleway simulator: {e}")))?;
+    let cloud = lifecycle::client(
+        sim.base_url(),
+        inferplane_scaleway::SecretKey::new(sim_key),
+        DEMO_PROJECT,
+        args.sim
+            .zones
+            .first()
+            .map(String::as_str)
+            .unwrap_or("fr-par-2"),
+        Duration::from_secs(10),
+    )?;
+    let installer = Arc::new(LocalInstaller::new(
+        args.lifecycle.engine_port,
+        args.engine.clone(),
+    ));
+    let lc = lifecycle::lifecycle(
+        &db.pool,
+        cloud,
+        demo_settings(&args.lifecycle),
+        installer,
+        args.sim.zones.clone(),
+    );
     let banner = Banner {
         addr: listener.local_addr()?.to_string(),
         token: token.clone(),
         token_file: generated.then(|| data_dir.join("admin-token")),
         private_db: db.is_private(),
+        sim_url: sim.base_url().to_string(),
     };
-    run_until_stopped(db, listener, &token, settings(&args.http), Some(banner)).await
+    let parts = Parts {
+        processors: (!args.lifecycle.no_processors).then_some(lc),
+        runner: runner_settings(&args.lifecycle),
+        sim: Some(sim),
+    };
+    run_until_stopped(
+        db,
+        listener,
+        &token,
+        settings(&args.http),
+        Some(banner),
+        parts,
+    )
+    .await
+}
+
+/// The project id the demo's simulated account uses.
+const DEMO_PROJECT: &str = "00000000-0000-4000-8000-00000000de70";
+
+/// The demo compresses the lifecycle's intervals so that an instance is ready in seconds.
+fn demo_settings(args: &crate::lifecycle::LifecycleArgs) -> LifecycleSettings {
+    let mut s = args.settings();
+    s.provider_poll_interval = s.provider_poll_interval.min(Duration::from_millis(250));
+    s.readiness_probe_interval = s.readiness_probe_interval.min(Duration::from_millis(250));
+    s.watchdog_interval = s.watchdog_interval.min(Duration::from_secs(5));
+    s.reconcile_interval = s.reconcile_interval.min(Duration::from_secs(60));
+    s
 }
 
 async fn reset(args: &DemoArgs) -> anyhow::Result<()> {
@@ -138,6 +268,7 @@ struct Banner {
     /// Where the token was saved, when the demo generated or reused its own.
     token_file: Option<std::path::PathBuf>,
     private_db: bool,
+    sim_url: String,
 }
 
 impl Banner {
@@ -147,6 +278,7 @@ impl Banner {
             token,
             token_file,
             private_db,
+            sim_url,
         } = self;
         let db = if *private_db {
             "private PostgreSQL cluster in the data dir"
@@ -166,6 +298,9 @@ impl Banner {
              \x20 token:     {token}{saved}\n\
              \x20 try:       curl -H \"Authorization: Bearer {auth}\" http://{addr}/api/models\n\
              \x20 live:      curl -N -H \"Authorization: Bearer {auth}\" \"http://{addr}/api/events/stream?after=0\"\n\
+             \x20 instance:  curl -H \"Authorization: Bearer {auth}\" -H 'Content-Type: application/json' \\\n\
+             \x20              -d '{{\"model\": \"meta-llama/Llama-3.1-8B-Instruct\"}}' http://{addr}/api/instances\n\
+             \x20 Scaleway:  simulator at {sim_url} (faults: {sim_url}/_sim/faults)\n\
              \x20 stop:      Ctrl-C\n"
         );
     }
@@ -177,6 +312,7 @@ async fn run_until_stopped(
     token: &str,
     settings: Settings,
     banner: Option<Banner>,
+    parts: Parts,
 ) -> anyhow::Result<()> {
     let mut server = inferplane_api::start(
         db.pool.clone(),
@@ -185,6 +321,9 @@ async fn run_until_stopped(
         settings,
     )
     .await?;
+    if let Some(lc) = &parts.processors {
+        lifecycle::start_processors(&mut server, &db.pool, lc.clone(), parts.runner.clone());
+    }
     if let Some(b) = banner {
         b.print();
     }
@@ -197,6 +336,9 @@ async fn run_until_stopped(
         Some(part) => tracing::error!(part, "a part of the process ended unexpectedly; stopping"),
     }
     server.shutdown().await;
+    if let Some(sim) = parts.sim {
+        let _ = sim.shutdown().await;
+    }
     db.close(true).await?;
     match failed {
         None => Ok(()),

@@ -208,3 +208,145 @@ fn missing_postgresql_binaries_are_a_clear_usage_error_saying_how_to_install_the
     assert!(err.contains("apt-get install postgresql"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An instance requested and provisioned through the store, as the API and a process manager
+/// would; returns its id and the position of each of its events.
+async fn stored_instance(db: &inferplane_store::testing::TestDatabase) -> (String, Vec<i64>) {
+    use inferplane_domain::instance::{Instance, InstanceCommand as C, RequestInstance};
+    use inferplane_domain::{Actor, EventMetadata};
+    use inferplane_store::{CommandContext, EventStore};
+
+    let store = EventStore::new(db.pool.clone());
+    let id = uuid::Uuid::now_v7().to_string();
+    let request = C::Request(RequestInstance {
+        model_id: uuid::Uuid::now_v7(),
+        model_repo: "Qwen/Qwen2.5-0.5B-Instruct".into(),
+        model_required_vram_gb: 4,
+        model_active: true,
+        zone: "fr-par-2".into(),
+        allowed_zones: vec![],
+        instance_type: "L4-1-24G".into(),
+        gpu_count: 1,
+        vram_per_gpu_gb: 24,
+        type_available_in_zone: true,
+        hourly_price_micro_eur: 750_000,
+        data_volume_gb: 50,
+        vllm_mode: Default::default(),
+    });
+    let mut positions = Vec::new();
+    for (actor, command) in [
+        (Actor::operator("admin"), request),
+        (
+            Actor::processor("provisioning"),
+            C::StartProvisioning {
+                zone: "fr-par-2".into(),
+                attempt: 1,
+            },
+        ),
+        (
+            Actor::processor("provisioning"),
+            C::RecordServerCreated {
+                server_id: "srv-42".into(),
+                zone: "fr-par-2".into(),
+                commercial_type: "L4-1-24G".into(),
+            },
+        ),
+    ] {
+        let ctx = CommandContext::new(EventMetadata::new_command(actor));
+        let o = store
+            .execute::<Instance>(&id, command, &(), &ctx)
+            .await
+            .unwrap();
+        positions.push(o.last_position.unwrap());
+    }
+    (id, positions)
+}
+
+#[tokio::test]
+async fn replay_prints_an_instance_history_and_its_state_at_any_point() {
+    let db = inferplane_store::testing::TestDatabase::new().await;
+    let (id, positions) = stored_instance(&db).await;
+    let dir = data_dir("replay");
+    let replay = |args: &[&str]| {
+        inferplane(&dir)
+            .args(["replay", "instance"])
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap()
+    };
+
+    let out = replay(&[&id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let history = v["history"].as_array().unwrap();
+    let types: Vec<_> = history.iter().map(|e| e["event_type"].clone()).collect();
+    assert_eq!(
+        types,
+        vec![
+            serde_json::json!("InstanceRequested"),
+            serde_json::json!("ProvisioningStarted"),
+            serde_json::json!("ServerCreated")
+        ]
+    );
+    assert_eq!(history[0]["actor"], "operator:admin");
+    assert_eq!(history[0]["position"], positions[0]);
+    assert_eq!(history[1]["actor"], "processor:provisioning");
+    assert_eq!(history[1]["status_after"], "provisioning");
+    assert_eq!(history[2]["progress_after"], 20);
+    assert_eq!(history[2]["summary"], "srv-42 (L4-1-24G in fr-par-2)");
+    assert_eq!(v["state"]["id"], id.as_str());
+    assert_eq!(v["state"]["status"], "provisioning");
+    assert_eq!(v["state"]["server"]["server_id"], "srv-42");
+    assert_eq!(v["state"]["version"], 3);
+    assert_eq!(v["state"]["hourly_price_eur"], "0.750000");
+
+    // At the first event's position: only the request.
+    let out = replay(&[&id, "--json", "--at", &positions[0].to_string()]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["history"].as_array().unwrap().len(), 1);
+    assert_eq!(v["state"]["status"], "requested");
+    assert_eq!(v["state"]["server"], serde_json::Value::Null);
+
+    // The table, for people.
+    let out = replay(&[&id]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with(" POSITION TIME"), "{table}");
+    assert!(table.contains("InstanceRequested"), "{table}");
+    assert!(table.contains("processor:provisioning"), "{table}");
+    assert!(
+        table.contains("status    provisioning (20%), version 3"),
+        "{table}"
+    );
+    assert!(table.contains("server    srv-42 (no public IP)"), "{table}");
+
+    // Before the instance existed, unknown instance, malformed input.
+    for (args, code, reason) in [
+        (
+            vec![id.as_str(), "--at", "2001-01-01T00:00:00Z"],
+            1,
+            "did not exist yet",
+        ),
+        (
+            vec!["00000000-0000-0000-0000-000000000001"],
+            1,
+            "no instance 00000000-0000-0000-0000-000000000001",
+        ),
+        (vec!["not-an-id"], 2, "is not an instance id"),
+        (vec![id.as_str(), "--at", "last tuesday"], 2, "--at:"),
+    ] {
+        let out = replay(&args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(reason), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

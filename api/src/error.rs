@@ -5,6 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use inferplane_domain::instance::InstanceError;
 use inferplane_store::CommandError;
 use serde::Serialize;
 
@@ -73,6 +74,15 @@ impl ApiError {
         );
         e.errors.push(FieldError { field, message });
         e
+    }
+
+    /// Names `field` as the one at fault, keeping status and code.
+    pub fn with_field(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+        self
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -164,5 +174,63 @@ pub fn command_error<E: std::error::Error>(
             e.to_string(),
         ),
         CommandError::Store(e) => ApiError::internal(e),
+    }
+}
+
+/// Maps a refusal of the instance aggregate: `404` for an unknown instance, `422` when the
+/// request itself is invalid (whatever the state), `409` when the instance's state, or the
+/// catalog's, does not allow it now. The problem code is the error's stable code. Errors
+/// about one field of `POST /api/instances` name it.
+pub fn instance_rejection(e: InstanceError) -> ApiError {
+    use InstanceError as E;
+    let status = match &e {
+        E::NotFound => StatusCode::NOT_FOUND,
+        E::InvalidZone { .. }
+        | E::InvalidInstanceType { .. }
+        | E::InvalidGpuSpec { .. }
+        | E::InvalidModelRepo { .. }
+        | E::IncompatibleModel { .. }
+        | E::InvalidDataVolume { .. }
+        | E::InvalidPrice { .. }
+        | E::InvalidAttempt { .. }
+        | E::InvalidResourceId { .. }
+        | E::ZoneNotAllowed { .. }
+        | E::InvalidIp { .. }
+        | E::InvalidHostKey
+        | E::InvalidPhase { .. }
+        | E::ChunkTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        E::IllegalTransition { .. }
+        | E::AlreadyRequested
+        | E::ModelInactive { .. }
+        | E::TypeNotAvailableInZone { .. }
+        | E::ZoneMismatch { .. }
+        | E::ServerAlreadyCreated { .. }
+        | E::ServerMismatch { .. }
+        | E::NoServer
+        | E::UnknownVolume { .. }
+        | E::VolumeDeleted { .. }
+        | E::PowerOnNotRequested { .. }
+        | E::IpMismatch { .. }
+        | E::HostKeyChanged { .. }
+        | E::PhaseNotStarted { .. }
+        | E::PhaseConflict { .. }
+        | E::InstallPhaseFailed { .. }
+        | E::CheckNotAllowed { .. }
+        | E::ReadinessIncomplete { .. }
+        | E::ResourcesRemain { .. }
+        | E::ReinstallNotPossible { .. } => StatusCode::CONFLICT,
+    };
+    let field = match &e {
+        E::InvalidZone { .. } => Some("zone"),
+        E::InvalidInstanceType { .. } | E::IncompatibleModel { .. } => Some("instance_type"),
+        E::InvalidModelRepo { .. } | E::ModelInactive { .. } => Some("model"),
+        E::InvalidDataVolume { .. } => Some("data_volume_gb"),
+        _ => None,
+    };
+    let detail = e.to_string();
+    let problem = ApiError::new(status, e.code(), "Refused by the instance", detail.clone());
+    match field {
+        Some(field) => problem.with_field(field, detail),
+        None => problem,
     }
 }

@@ -19,7 +19,7 @@ pub struct Server {
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<&'static str>,
-    _notifier: Notifier,
+    notifier: Notifier,
 }
 
 /// Starts every part of a process on `listener`.
@@ -85,11 +85,31 @@ pub async fn start(
         state,
         shutdown,
         tasks,
-        _notifier: notifier,
+        notifier,
     })
 }
 
 impl Server {
+    /// Wake-ups from this process's one LISTEN connection, for parts started beside the API
+    /// (process managers) so that the process still listens only once.
+    pub fn wakeups(&self) -> inferplane_store::WakeUps {
+        self.notifier.subscribe()
+    }
+
+    /// Runs another part of the process: it gets the shutdown signal, is awaited by
+    /// [`shutdown`](Self::shutdown), and ending on its own counts as a failure of the process.
+    pub fn spawn_part<F, Fut>(&mut self, name: &'static str, part: F)
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let fut = part(self.shutdown.subscribe());
+        self.tasks.spawn(async move {
+            fut.await;
+            name
+        });
+    }
+
     /// Asks every part to stop and waits for them (SSE clients are disconnected).
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);

@@ -353,3 +353,93 @@ async fn the_reconciler_reaps_planted_orphans_within_one_period() {
     assert_eq!(reaped.len(), 2, "{reaped:?}");
     p.stop().await;
 }
+
+#[tokio::test]
+async fn chaos_fifty_requests_and_terminations_with_faults_leave_nothing_billable() {
+    use rand::{Rng, SeedableRng};
+    let h = Harness::new(SimConfig::default()).await;
+    let p = h.process().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x1f3a_2026);
+    let zones = ["fr-par-1", "fr-par-2", "nl-ams-1"];
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        // A new fault every few requests: stock, bursts, allocation failures, latency.
+        if i % 5 == 0 {
+            let mut f = Faults::default();
+            match rng.random_range(0..5) {
+                0 => {
+                    f.out_of_stock = vec![StockFault {
+                        zone: zones[rng.random_range(0..3)].into(),
+                        commercial_type: "L4-1-24G".into(),
+                    }]
+                }
+                1 => {
+                    f.burst = Some(BurstFault {
+                        status: [429, 500, 503][rng.random_range(0..3)],
+                        count: rng.random_range(1..6),
+                        retry_after_secs: None,
+                        operations: vec![],
+                        after_handler: false,
+                    })
+                }
+                2 => f.allocation_failures = rng.random_range(1..4),
+                3 => f.latency_ms = rng.random_range(5..60),
+                _ => {}
+            }
+            h.sim.set_faults(f).unwrap();
+        }
+        let zone = zones[rng.random_range(0..3)];
+        let fallback: Vec<&str> = zones.iter().copied().filter(|z| *z != zone).collect();
+        let id = if rng.random_bool(0.5) {
+            h.request(zone, &fallback).await
+        } else {
+            h.request(zone, &[]).await
+        };
+        ids.push(id);
+        // Some are terminated at once, some a little later, some only at the end.
+        if rng.random_bool(0.3) {
+            h.terminate(id).await;
+        } else if rng.random_bool(0.3) {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
+            h.terminate(id).await;
+        }
+    }
+    // A server deleted behind our back in the middle of it all.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(s) = h.snapshot().servers.first() {
+        h.sim.delete_server_behind_back(&s.id);
+    }
+    h.sim.set_faults(Faults::default()).unwrap();
+    // Everything still alive is terminated (failed instances clean up by themselves).
+    for id in &ids {
+        let s = h.state(*id).await;
+        if !matches!(
+            s.status,
+            InstanceStatus::Terminating | InstanceStatus::Terminated | InstanceStatus::Failed
+        ) {
+            h.terminate(*id).await;
+        }
+    }
+    for id in &ids {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = h.state(*id).await;
+            let settled = s.status == InstanceStatus::Terminated
+                || (s.status == InstanceStatus::Failed && !s.resources_left());
+            if settled {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "instance {id} did not settle: {} {:?}",
+                s.status.as_str(),
+                s.failure
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    h.wait_empty(20).await;
+    let snap = h.snapshot();
+    assert!(snap.servers.is_empty() && snap.volumes.is_empty());
+    p.stop().await;
+}

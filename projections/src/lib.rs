@@ -7,6 +7,7 @@
 //! one, then swap them in one short transaction.
 
 pub mod gpu_catalog;
+pub mod instances;
 pub mod models;
 pub mod runner;
 mod status;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(models::ModelCatalog),
         Arc::new(gpu_catalog::GpuCatalog),
+        Arc::new(instances::Instances),
     ]
 }
 

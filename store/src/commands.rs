@@ -82,6 +82,9 @@ impl<E: std::error::Error> From<sqlx::Error> for CommandError<E> {
     }
 }
 
+/// Attempts of a command without If-Match that keeps losing races with other writers.
+const MAX_RACE_RETRIES: u32 = 8;
+
 /// The write side of the event store.
 #[derive(Clone)]
 pub struct EventStore {
@@ -118,6 +121,42 @@ impl EventStore {
     /// the resulting events in one transaction (with the idempotency key, if any).
     #[tracing::instrument(skip_all, err(level = "debug"), fields(aggregate_type = A::TYPE, aggregate_id))]
     pub async fn execute<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        services: &A::Services,
+        ctx: &CommandContext,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        // Without If-Match the caller did not decide on a version: a command that lost a race
+        // with another writer is decided again on the new state (a few times), rather than
+        // turning an internal race into a client-visible conflict.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .execute_once::<A>(aggregate_id, command.clone(), services, ctx)
+                .await
+            {
+                Err(CommandError::Conflict { .. })
+                    if ctx.expected_version.is_none() && attempt < MAX_RACE_RETRIES =>
+                {
+                    tracing::debug!(
+                        aggregate_type = A::TYPE,
+                        aggregate_id,
+                        attempt,
+                        "concurrent append; deciding again"
+                    );
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn execute_once<A: Aggregate>(
         &self,
         aggregate_id: &str,
         command: A::Command,

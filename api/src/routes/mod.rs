@@ -1,5 +1,6 @@
 pub mod catalog;
 pub mod events;
+pub mod instances;
 pub mod models;
 pub mod ops;
 mod respond;
@@ -42,6 +43,16 @@ pub fn router(state: AppState) -> Router {
             "/instance-types/{id}/availability/{zone}",
             put(types::put_availability).delete(types::delete_availability),
         )
+        .route("/instances", get(instances::list).post(instances::request))
+        .route(
+            "/instances/{id}",
+            get(instances::get).delete(instances::terminate),
+        )
+        .route("/instances/{id}/reinstall", post(instances::reinstall))
+        .route("/instances/{id}/archive", post(instances::archive))
+        .route("/instances/{id}/drain", post(instances::drain))
+        .route("/instances/{id}/history", get(instances::history))
+        .route("/instances/{id}/state", get(instances::state_at))
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/projections", get(ops::projections))

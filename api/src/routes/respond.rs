@@ -20,7 +20,10 @@ pub(crate) async fn execute<A: Aggregate<Services = ()>>(
     command: A::Command,
     ctx: &CommandContext,
     rejection: fn(A::Error) -> ApiError,
-) -> Result<CommandOutcome<A>, ApiError> {
+) -> Result<CommandOutcome<A>, ApiError>
+where
+    A::Command: Clone,
+{
     state
         .store
         .execute::<A>(&id.to_string(), command, &(), ctx)

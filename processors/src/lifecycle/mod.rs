@@ -92,8 +92,7 @@ impl Lifecycle {
         Ok(secs.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
     }
 
-    /// Records `command` on the instance with the step's metadata. A concurrent change (an
-    /// operator's terminate racing a provider outcome) re-decides the command on the new state.
+    /// Records `command` on the instance with the step's metadata.
     pub async fn record(
         &self,
         work: &Work,
@@ -101,27 +100,21 @@ impl Lifecycle {
         command: InstanceCommand,
     ) -> anyhow::Result<Recorded> {
         let ctx = CommandContext::new(work.metadata());
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self
-                .store
-                .execute::<Instance>(&id.to_string(), command.clone(), &(), &ctx)
-                .await
-            {
-                Ok(outcome) => {
-                    return Ok(match outcome.aggregate.state {
-                        Some(s) => Recorded::Accepted(Box::new(s)),
-                        None => Recorded::Refused(InstanceError::NotFound),
-                    });
-                }
-                Err(CommandError::Rejected(e)) => {
-                    tracing::debug!(processor = work.processor, instance = %id, command = command.name(), reason = %e, "outcome refused");
-                    return Ok(Recorded::Refused(e));
-                }
-                Err(CommandError::Conflict { .. }) if attempts < 5 => continue,
-                Err(e) => return Err(anyhow::anyhow!("recording {}: {e}", command.name())),
+        // Without If-Match the store decides again on the new state after a race.
+        match self
+            .store
+            .execute::<Instance>(&id.to_string(), command.clone(), &(), &ctx)
+            .await
+        {
+            Ok(outcome) => Ok(match outcome.aggregate.state {
+                Some(s) => Recorded::Accepted(Box::new(s)),
+                None => Recorded::Refused(InstanceError::NotFound),
+            }),
+            Err(CommandError::Rejected(e)) => {
+                tracing::debug!(processor = work.processor, instance = %id, command = command.name(), reason = %e, "outcome refused");
+                Ok(Recorded::Refused(e))
             }
+            Err(e) => Err(anyhow::anyhow!("recording {}: {e}", command.name())),
         }
     }
 }

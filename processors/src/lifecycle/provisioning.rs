@@ -236,9 +236,14 @@ impl Provisioning {
         if !data_attached {
             let on_server = server.volumes.values().any(|v| v.id == data_volume_id);
             if !on_server {
-                cloud
-                    .attach_volume(zone, &server_id, &data_volume_id)
-                    .await?;
+                match cloud.attach_volume(zone, &server_id, &data_volume_id).await {
+                    Ok(_) => {}
+                    // The volume is still being created: look again shortly.
+                    Err(ScalewayError::TransientState { .. }) => {
+                        return Ok(Next::After(self.lc.settings.provider_poll_interval));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             let cmd = InstanceCommand::RecordVolumeAttached {
                 volume_id: data_volume_id,

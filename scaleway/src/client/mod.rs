@@ -2,7 +2,7 @@
 //!
 //! # Requests
 //! Every call is zone-aware (`zone: &str`; [`ScalewayClient::default_zone`] gives the configured
-//! one) and goes through one loop ([`ScalewayClient::execute`]) that:
+//! one) and goes through one request loop that:
 //! - sends `X-Auth-Token` (a header value marked *sensitive*, so `hyper`/`reqwest` debug output
 //!   hides it) and `User-Agent: inferplane/<version>`;
 //! - logs each attempt at debug level with the operation, method, path, status, Scaleway's

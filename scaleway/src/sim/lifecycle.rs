@@ -1,17 +1,8 @@
 //! Time in the simulator: state transitions played out one step at a time.
 //!
-//! Each accepted action applies its first step at once (in [`super::ops::servers::action`]) and
-//! spawns a task that applies the following steps, one per configured step duration:
-//!
-//! | action | steps (`state` / `state_detail`) |
-//! |---|---|
-//! | poweron from `stopped` | starting/allocating node -> provisioning node -> booting kernel -> kernel-started -> running/booted (the reserved dynamic IP is attached) |
-//! | poweron with an allocation failure | starting/allocating node -> stopped (the reserved IP is released) |
-//! | poweron from `stopped in place` | starting/booting kernel -> kernel-started -> running/booted |
-//! | poweroff | stopping -> stopped (dynamic IP released) |
-//! | stop_in_place | stopping -> stopped in place (node and IP kept) |
-//! | reboot | starting/rebooting -> running/booted |
-//! | terminate | stopping/terminating -> gone (local volumes deleted, block volumes detached) |
+//! Each accepted action applies its first step at once (in `ops::servers::action`) and
+//! spawns a task that applies the following steps, one per configured step duration (the
+//! table is in the [`crate::sim`] documentation).
 //!
 //! A task only applies a step while the server still exists and its `generation` is the one
 //! the task started with: a server stopped or deleted behind the caller's back (admin API)

@@ -6,8 +6,8 @@
 //! - Servers: creation (201, `stopped`, `allowed_actions ["poweron","backup"]`, `public_ips []`)
 //!   with validation (commercial type from [`catalog`], zone, exactly one of project or
 //!   organization, image, volumes: `l_ssd` only on types with local storage), actions with the
-//!   observed `state_detail` steps played out in compressed time (see [`lifecycle`]), deletion
-//!   of stopped servers only, `PATCH`, attach/detach of block volumes, user data.
+//!   observed `state_detail` steps played out in compressed time (below), deletion of stopped
+//!   servers only, `PATCH`, attach/detach of block volumes, user data.
 //! - Public addresses: a dynamic IP is drawn from the configured pool (by default a random /24
 //!   in 127/8, so that the demo can bind a mock worker on it and parallel simulators do not
 //!   collide) and appears in `public_ips` (and the deprecated `public_ip`) once the server runs.
@@ -23,6 +23,21 @@
 //!   operation), `POST /_sim/reset`, `POST /_sim/servers/{id}/delete` (deleted behind the
 //!   caller's back, in any state) and `POST /_sim/servers/{id}/stop` (stopped behind its back).
 //!
+//! # Server transitions
+//!
+//! Each accepted action applies its first step at once and the following ones one per configured
+//! step duration (`--sim-step-ms`):
+//!
+//! | action | steps (`state` / `state_detail`) |
+//! |---|---|
+//! | poweron from `stopped` | starting/allocating node -> provisioning node -> booting kernel -> kernel-started -> running/booted (the reserved dynamic IP is attached) |
+//! | poweron with an allocation failure | starting/allocating node -> stopped (the reserved IP is released) |
+//! | poweron from `stopped in place` | starting/booting kernel -> kernel-started -> running/booted |
+//! | poweroff | stopping -> stopped (dynamic IP released) |
+//! | stop_in_place | stopping -> stopped in place (node and IP kept) |
+//! | reboot | starting/rebooting -> running/booted |
+//! | terminate | stopping/terminating -> gone (local volumes deleted, block volumes detached) |
+//!
 //! Error statuses are listed in [`error`]. Every response carries an `X-Request-Id`; requests
 //! are logged at debug level without the token.
 //!
@@ -36,7 +51,7 @@ pub mod config;
 pub mod error;
 pub mod faults;
 mod http;
-pub mod lifecycle;
+mod lifecycle;
 mod ops;
 mod paging;
 pub mod views;

@@ -1,6 +1,7 @@
 //! Operations on the simulated world, one module per API family. Each takes the locked
 //! [`World`](super::world::World) and returns either a result to render or a [`SimError`].
 
+mod create_server;
 pub(crate) mod ips;
 pub(crate) mod products;
 pub(crate) mod servers;
