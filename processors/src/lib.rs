@@ -12,5 +12,7 @@ pub mod runtime;
 pub mod settings;
 
 pub use lifecycle::{Installer, Lifecycle, LocalInstaller};
-pub use runtime::{Next, Processor, ProcessorRunner, RunnerSettings, Work, backoff};
+pub use runtime::{
+    Next, Processor, ProcessorRunner, ReactionObserver, RunnerSettings, Work, backoff,
+};
 pub use settings::LifecycleSettings;

@@ -10,6 +10,7 @@ mod fanout;
 mod fixtures;
 mod fresh;
 mod latency;
+mod lifecycle;
 mod rebuild;
 mod sse_client;
 mod stats;
@@ -38,14 +39,18 @@ pub enum BenchName {
     Rebuild,
     /// Memory and delivery latency of 10,000 idle SSE clients.
     Fanout,
+    /// 200 instances requested at once to ready and terminated, against the Scaleway
+    /// simulator, vs the same provider calls made directly.
+    Lifecycle,
 }
 
-const ALL: [BenchName; 5] = [
+const ALL: [BenchName; 6] = [
     BenchName::Append,
     BenchName::Batch,
     BenchName::SseLatency,
     BenchName::Rebuild,
     BenchName::Fanout,
+    BenchName::Lifecycle,
 ];
 
 #[derive(Debug, Args)]
@@ -97,6 +102,22 @@ pub struct BenchArgs {
     /// Events delivered to every fan-out client (one every 500 ms).
     #[arg(long, env = "INFERPLANE_BENCH_FANOUT_EVENTS", default_value_t = 5)]
     pub fanout_events: usize,
+    /// Instances of the lifecycle benchmark [default: 200; 50 with --quick].
+    #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_INSTANCES")]
+    pub lifecycle_instances: Option<usize>,
+    /// Duration of each simulated provider state step in the lifecycle benchmark, in ms.
+    #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_STEP_MS", default_value_t = 20)]
+    pub lifecycle_step_ms: u64,
+    /// Database connections of the control plane in the lifecycle benchmark.
+    #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_POOL", default_value_t = 60)]
+    pub lifecycle_pool: u32,
+    /// Steps each processor runs at once in the lifecycle benchmark.
+    #[arg(
+        long,
+        env = "INFERPLANE_BENCH_LIFECYCLE_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub lifecycle_concurrency: usize,
     /// Internal: run as the fan-out benchmark's client process against this server.
     #[arg(long, hide = true)]
     pub sse_clients_worker: Option<SocketAddr>,
@@ -123,6 +144,10 @@ pub struct Config {
     pub rebuild_grouped: bool,
     pub fanout_clients: usize,
     pub fanout_events: usize,
+    pub lifecycle_instances: usize,
+    pub lifecycle_step_ms: u64,
+    pub lifecycle_pool: u32,
+    pub lifecycle_concurrency: usize,
 }
 
 impl Config {
@@ -148,6 +173,13 @@ impl Config {
             rebuild_grouped: a.rebuild_grouped,
             fanout_clients: a.fanout_clients.unwrap_or(if q { 1_000 } else { 10_000 }),
             fanout_events: a.fanout_events.max(1),
+            lifecycle_instances: a
+                .lifecycle_instances
+                .unwrap_or(if q { 50 } else { 200 })
+                .clamp(1, 250),
+            lifecycle_step_ms: a.lifecycle_step_ms.max(1),
+            lifecycle_pool: a.lifecycle_pool.clamp(2, 90),
+            lifecycle_concurrency: a.lifecycle_concurrency.max(1),
         }
     }
 }
@@ -211,6 +243,7 @@ async fn run_one(bench: BenchName, admin: &PgPool, cfg: &Config) -> anyhow::Resu
         BenchName::SseLatency => Box::pin(latency::run(admin, cfg)).await,
         BenchName::Rebuild => Box::pin(rebuild::run(admin, cfg)).await,
         BenchName::Fanout => Box::pin(fanout::run(admin, cfg)).await,
+        BenchName::Lifecycle => Box::pin(lifecycle::run(admin, cfg)).await,
     }
 }
 

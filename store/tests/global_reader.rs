@@ -249,3 +249,39 @@ async fn filters_select_by_aggregate_and_event_type() {
         .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_checked_read_reports_events_held_back_behind_an_open_transaction() {
+    use inferplane_store::reader::read_after_checked;
+    let db = TestDatabase::new().await;
+    append_committed(&db.pool, "first").await;
+    let first = read_n(&db.pool, Cursor::START, 1).await;
+    assert_eq!(ids(&first), ["first"]);
+    let after = first[0].cursor();
+
+    let mut open = db.pool.begin().await.unwrap();
+    insert_in(&mut open, "late", 1).await;
+    append_committed(&db.pool, "committed").await;
+    let page = read_after_checked(&mut db.pool.acquire().await.unwrap(), after, 100)
+        .await
+        .unwrap();
+    assert!(
+        page.events.is_empty(),
+        "nothing passes the open transaction"
+    );
+    assert!(page.held_back, "a committed event waits behind it");
+
+    open.commit().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = read_after_checked(&mut db.pool.acquire().await.unwrap(), after, 100)
+            .await
+            .unwrap();
+        if page.events.len() == 2 || tokio::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ids(&page.events), ["late", "committed"]);
+    assert!(!page.held_back);
+}

@@ -20,7 +20,7 @@ use inferplane_domain::instance::{
 };
 use inferplane_scaleway::{
     CreateServerRequest, CreateVolumeRequest, ListServersFilter, ListVolumesFilter, ScalewayError,
-    Server, ServerAction, ServerState, VolumeTemplate,
+    Server, ServerAction, ServerState, VolumeStatus, VolumeTemplate,
 };
 use inferplane_store::StoredEvent;
 
@@ -81,24 +81,29 @@ impl Processor for Provisioning {
             InstanceStatus::Provisioning => {}
             _ => return Ok(Next::Done),
         }
-        let elapsed = self
-            .lc
-            .time_since(id, &["ProvisioningStarted", "ZoneChanged"])
-            .await?
-            .unwrap_or_default();
-        if elapsed > self.lc.settings.provisioning_timeout {
-            let message = format!(
-                "no running server after {} s",
-                self.lc.settings.provisioning_timeout.as_secs()
-            );
-            self.fail(work, id, FailureCode::ProviderStartTimeout, message)
-                .await?;
-            return Ok(Next::Done);
+        let next = match self.advance(work, id, &inst).await {
+            Ok(next) => next,
+            Err(e) => return self.provider_error(work, id, &inst, e).await,
+        };
+        // Waiting on the provider: give up past the provisioning timeout. (Measured from the
+        // history, only when waiting, so the common path costs no extra query.)
+        if next != Next::Done {
+            let elapsed = self
+                .lc
+                .time_since(id, &["ProvisioningStarted", "ZoneChanged"])
+                .await?
+                .unwrap_or_default();
+            if elapsed > self.lc.settings.provisioning_timeout {
+                let message = format!(
+                    "no running server after {} s",
+                    self.lc.settings.provisioning_timeout.as_secs()
+                );
+                self.fail(work, id, FailureCode::ProviderStartTimeout, message)
+                    .await?;
+                return Ok(Next::Done);
+            }
         }
-        match self.advance(work, id, &inst).await {
-            Ok(next) => Ok(next),
-            Err(e) => self.provider_error(work, id, &inst, e).await,
-        }
+        Ok(next)
     }
 }
 
@@ -236,6 +241,12 @@ impl Provisioning {
         if !data_attached {
             let on_server = server.volumes.values().any(|v| v.id == data_volume_id);
             if !on_server {
+                // A volume still being created cannot be attached yet: look again shortly
+                // rather than having the call fail and back off.
+                let volume = cloud.get_volume(zone, &data_volume_id).await?;
+                if volume.status != VolumeStatus::Available {
+                    return Ok(Next::After(self.lc.settings.provider_poll_interval));
+                }
                 match cloud.attach_volume(zone, &server_id, &data_volume_id).await {
                     Ok(_) => {}
                     // The volume is still being created: look again shortly.

@@ -53,6 +53,10 @@ impl Processor for Reconciler {
         None
     }
 
+    fn reads_events(&self) -> bool {
+        false
+    }
+
     fn standing_subjects(&self) -> Vec<String> {
         self.lc.zones.iter().map(|z| format!("zone:{z}")).collect()
     }

@@ -82,6 +82,7 @@ pub fn runner_settings() -> RunnerSettings {
         step_timeout: Duration::from_secs(30),
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(300),
+        reactions: None,
     }
 }
 

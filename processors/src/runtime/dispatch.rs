@@ -1,0 +1,358 @@
+//! The dispatcher: runs due steps, at most one per subject and a bounded number at once.
+//!
+//! Work arrives three ways: straight from the feed (a subject an event just woke, with the
+//! row the feed wrote), from timers (a step asked to be looked at again after a while), and
+//! from a periodic sweep of the work list in the database (at start, and as a safety net for
+//! anything the first two missed). Only the sweep and the timers query the database; a woken
+//! subject starts its step without another round trip, which keeps the reaction time to an
+//! event low when hundreds of instances move at once.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::{Next, Processor, RunnerSettings, Work, backoff, stopped};
+
+/// What a finished step leaves for the dispatcher.
+struct Finished {
+    subject: String,
+    /// When to look again, and the work to run then, if the step (or its failure) asked for
+    /// it; newer work for the subject (an event during the step) replaces it.
+    again: Option<(Duration, Work)>,
+}
+
+pub(super) struct Dispatcher {
+    processor: Arc<dyn Processor>,
+    pool: PgPool,
+    settings: RunnerSettings,
+    woken: mpsc::UnboundedReceiver<Vec<Work>>,
+    /// Subjects whose step runs now.
+    running: HashSet<String>,
+    /// Due work, newest row per subject, in arrival order.
+    pending: HashMap<String, Work>,
+    order: VecDeque<String>,
+    /// (when, subject): subjects to look at again, and the work to run then.
+    timers: BTreeSet<(Instant, String)>,
+    timed: HashMap<String, Work>,
+}
+
+impl Dispatcher {
+    pub(super) fn new(
+        processor: Arc<dyn Processor>,
+        pool: PgPool,
+        settings: RunnerSettings,
+        woken: mpsc::UnboundedReceiver<Vec<Work>>,
+    ) -> Self {
+        Self {
+            processor,
+            pool,
+            settings,
+            woken,
+            running: HashSet::new(),
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            timers: BTreeSet::new(),
+            timed: HashMap::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+        let name = self.processor.name();
+        let mut tasks: JoinSet<Finished> = JoinSet::new();
+        // Everything already due when leading starts (including work a crashed leader left).
+        let mut next_sweep = Instant::now();
+        loop {
+            if Instant::now() >= next_sweep {
+                self.sweep().await?;
+                next_sweep = Instant::now() + self.settings.poll_interval;
+            }
+            self.fire_timers();
+            self.dispatch(&mut tasks);
+            metrics::gauge!("inferplane_processor_steps_running", "processor" => name)
+                .set(self.running.len() as f64);
+            metrics::gauge!("inferplane_processor_work_waiting", "processor" => name)
+                .set((self.pending.len() + self.timers.len()) as f64);
+
+            let wake_at = self
+                .timers
+                .first()
+                .map(|(at, _)| *at)
+                .unwrap_or(next_sweep)
+                .min(next_sweep);
+            tokio::select! {
+                _ = stopped(shutdown) => {
+                    // Steps in flight are abandoned; their rows stay for the next leader.
+                    tasks.abort_all();
+                    return Ok(());
+                }
+                works = self.woken.recv() => match works {
+                    Some(works) => {
+                        for w in works {
+                            self.queue(w);
+                        }
+                        // Take whatever else the feed sent meanwhile.
+                        while let Ok(works) = self.woken.try_recv() {
+                            for w in works {
+                                self.queue(w);
+                            }
+                        }
+                    }
+                    None => return Ok(()),
+                },
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    self.finished(done?);
+                    while let Some(done) = tasks.try_join_next() {
+                        self.finished(done?);
+                    }
+                }
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+        }
+    }
+
+    fn queue(&mut self, work: Work) {
+        match self.pending.get(&work.subject) {
+            Some(old) if old.generation >= work.generation => {}
+            Some(_) => {
+                self.pending.insert(work.subject.clone(), work);
+            }
+            None => {
+                self.order.push_back(work.subject.clone());
+                self.pending.insert(work.subject.clone(), work);
+            }
+        }
+    }
+
+    fn finished(&mut self, done: Finished) {
+        self.running.remove(&done.subject);
+        // Newer work for the subject (an event during the step) runs next anyway.
+        if let Some((after, work)) = done.again
+            && !self.pending.contains_key(&done.subject)
+        {
+            self.timers
+                .insert((Instant::now() + after, done.subject.clone()));
+            self.timed.insert(done.subject, work);
+        }
+    }
+
+    /// Starts steps for pending subjects that are not running, up to the concurrency limit.
+    fn dispatch(&mut self, tasks: &mut JoinSet<Finished>) {
+        let mut blocked = Vec::new();
+        while self.running.len() < self.settings.concurrency {
+            let Some(subject) = self.order.pop_front() else {
+                break;
+            };
+            if self.running.contains(&subject) {
+                blocked.push(subject);
+                continue;
+            }
+            let Some(work) = self.pending.remove(&subject) else {
+                continue;
+            };
+            self.running.insert(subject);
+            let processor = self.processor.clone();
+            let pool = self.pool.clone();
+            let settings = self.settings.clone();
+            tasks.spawn(run_step(processor, pool, settings, work));
+        }
+        // Subjects whose previous step still runs keep their place at the front.
+        for subject in blocked.into_iter().rev() {
+            self.order.push_front(subject);
+        }
+    }
+
+    /// Subjects whose timer expired run again, unless newer work for them came meanwhile.
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some((at, _)) = self.timers.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, subject)) = self.timers.pop_first() else {
+                break;
+            };
+            if let Some(work) = self.timed.remove(&subject)
+                && !self.pending.contains_key(&subject)
+                && !self.running.contains(&subject)
+            {
+                self.queue(work);
+            }
+        }
+    }
+
+    /// Every due row that is neither running nor already queued.
+    async fn sweep(&mut self) -> anyhow::Result<()> {
+        let known: Vec<String> = self
+            .running
+            .iter()
+            .chain(self.pending.keys())
+            .cloned()
+            .collect();
+        let rows = sqlx::query(
+            "select subject, generation, failures, trigger_position, trigger_recorded_at,
+                    correlation_id, created_at
+             from processor_work
+             where processor = $1 and due_at <= now() and subject <> all($2)
+             order by due_at
+             limit 10000",
+        )
+        .bind(self.processor.name())
+        .bind(&known)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut swept = HashSet::new();
+        for r in rows {
+            let work = Work::from_row(self.processor.name(), &r)?;
+            swept.insert(work.subject.clone());
+            self.queue(work);
+        }
+        if !swept.is_empty() {
+            self.timers.retain(|(_, s)| !swept.contains(s));
+            self.timed.retain(|s, _| !swept.contains(s));
+        }
+        Ok(())
+    }
+}
+
+async fn run_step(
+    processor: Arc<dyn Processor>,
+    pool: PgPool,
+    settings: RunnerSettings,
+    work: Work,
+) -> Finished {
+    let name = processor.name();
+    // Time due before starting: queued behind the subject's previous step or a free slot.
+    metrics::histogram!("inferplane_processor_wait_seconds", "processor" => name)
+        .record(work.woken_at.elapsed().as_secs_f64());
+    if work.failures == 0
+        && let Some(at) = work.trigger_recorded_at
+        && let Ok(d) = (Utc::now() - at).to_std()
+    {
+        metrics::histogram!("inferplane_processor_reaction_seconds", "processor" => name)
+            .record(d.as_secs_f64());
+        if let Some(observer) = &settings.reactions {
+            (observer.0)(name, d);
+        }
+    }
+    let started = Instant::now();
+    let result = match tokio::time::timeout(settings.step_timeout, processor.step(&work)).await {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!(
+            "step timed out after {:?}",
+            settings.step_timeout
+        )),
+    };
+    metrics::histogram!("inferplane_processor_step_seconds", "processor" => name)
+        .record(started.elapsed().as_secs_f64());
+
+    let outcome = match &result {
+        Ok(Next::Done) => "done",
+        Ok(Next::After(_)) => "again",
+        Err(_) => "error",
+    };
+    metrics::counter!("inferplane_processor_steps_total", "processor" => name, "outcome" => outcome)
+        .increment(1);
+    // What to do next is known now; recording it in the work list is for durability only
+    // (every update there is guarded by the row's generation), so the subject is released at
+    // once instead of after another round trip.
+    let again = match &result {
+        Ok(Next::Done) => None,
+        Ok(Next::After(after)) => Some((
+            *after,
+            Work {
+                failures: 0,
+                ..work.clone()
+            },
+        )),
+        Err(_) => {
+            let failures = work.failures.saturating_add(1);
+            Some((
+                backoff(&settings, failures),
+                Work {
+                    failures,
+                    ..work.clone()
+                },
+            ))
+        }
+    };
+    let delay = again.as_ref().map(|(d, _)| *d);
+    let subject = work.subject.clone();
+    tokio::spawn(async move {
+        if let Err(e) = finish(&pool, &work, result, delay).await {
+            // The row stays due; the next sweep repeats the step.
+            tracing::warn!(processor = name, subject = %work.subject, error = format!("{e:#}"), "could not record a step's result");
+        }
+    });
+    Finished { subject, again }
+}
+
+/// Records a step's result in the work list: deleted when done, due again after `delay`
+/// otherwise. Rows woken again since the step started (a newer generation) are left alone.
+async fn finish(
+    pool: &PgPool,
+    work: &Work,
+    result: anyhow::Result<Next>,
+    delay: Option<Duration>,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(Next::Done) => {
+            // Deleted only when nothing woke the subject meanwhile; otherwise it is due again
+            // (and the feed has handed the newer row to the dispatcher).
+            sqlx::query(
+                "delete from processor_work where processor = $1 and subject = $2 and generation = $3",
+            )
+            .bind(work.processor)
+            .bind(&work.subject)
+            .bind(work.generation)
+            .execute(pool)
+            .await?;
+        }
+        Ok(Next::After(_)) => {
+            sqlx::query(
+                "update processor_work
+                 set due_at = now() + $4 * interval '1 millisecond',
+                     failures = 0, last_error = null, updated_at = now()
+                 where processor = $1 and subject = $2 and generation = $3",
+            )
+            .bind(work.processor)
+            .bind(&work.subject)
+            .bind(work.generation)
+            .bind(delay.unwrap_or_default().as_millis() as f64)
+            .execute(pool)
+            .await?;
+        }
+        Err(e) => {
+            let failures = work.failures.saturating_add(1);
+            let delay = delay.unwrap_or_default();
+            let message = format!("{e:#}");
+            tracing::warn!(
+                processor = work.processor,
+                subject = %work.subject,
+                failures,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %message,
+                "step failed"
+            );
+            sqlx::query(
+                "update processor_work
+                 set due_at = now() + $4 * interval '1 millisecond',
+                     failures = $5, last_error = $6, updated_at = now()
+                 where processor = $1 and subject = $2 and generation = $3",
+            )
+            .bind(work.processor)
+            .bind(&work.subject)
+            .bind(work.generation)
+            .bind(delay.as_millis() as f64)
+            .bind(failures)
+            .bind(message.chars().take(2000).collect::<String>())
+            .execute(pool)
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! Running process managers: election, the durable work list, and dispatch.
+//!
+//! A [`Processor`] is woken by events and acts on *subjects* (an instance, a zone). The runner
+//! turns the events after the processor's checkpoint into rows of `processor_work`, moving the
+//! checkpoint in the same transaction, then runs [`Processor::step`] for each due subject, at
+//! most one step per subject at a time and a bounded number at once.
+//!
+//! Steps are level-triggered: a step looks at the subject as it is *now* (the aggregate loaded
+//! from the store, the resource as the provider reports it) and does the next thing needed,
+//! rather than replaying what one event asked for. A step that records an outcome causes an
+//! event, which wakes the subject again, so a subject moves forward one step per event until a
+//! step reports it [`Next::Done`]. A row leaves the work list only then, and only if no event
+//! woke the subject while that step ran; so after a crash at any point the next leader repeats
+//! the unfinished step, and the step's own idempotency (provider resources tagged with the
+//! instance and looked up before any create) keeps it from doubling a side effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use inferplane_domain::{Actor, DEFAULT_TENANT, EventMetadata};
+use inferplane_store::reader;
+use inferplane_store::{Cursor, StoredEvent, WakeUps};
+use sqlx::{PgPool, Row};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+mod dispatch;
+
+use dispatch::Dispatcher;
+
+/// What a step asks for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing left to do for the subject until an event wakes it again.
+    Done,
+    /// Look again after this long (polling a provider, a periodic check, a backoff).
+    After(Duration),
+}
+
+/// One due subject, as the work list holds it.
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub processor: &'static str,
+    pub subject: String,
+    pub generation: i64,
+    /// Steps that failed in a row before this one.
+    pub failures: i32,
+    /// The event that last woke the subject, if an event did.
+    pub trigger_position: Option<i64>,
+    pub trigger_recorded_at: Option<DateTime<Utc>>,
+    pub correlation_id: Option<Uuid>,
+    /// When the subject entered the work list (the start of the current piece of work).
+    pub since: DateTime<Utc>,
+    /// When this process learned the subject was due (the feed or a sweep read its row).
+    pub woken_at: std::time::Instant,
+}
+
+impl Work {
+    /// A work row as selected or returned (`subject, generation, failures, trigger_position,
+    /// trigger_recorded_at, correlation_id, created_at`).
+    fn from_row(processor: &'static str, r: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            processor,
+            subject: r.try_get("subject")?,
+            generation: r.try_get("generation")?,
+            failures: r.try_get("failures")?,
+            trigger_position: r.try_get("trigger_position")?,
+            trigger_recorded_at: r.try_get("trigger_recorded_at")?,
+            correlation_id: r.try_get("correlation_id")?,
+            since: r.try_get("created_at")?,
+            woken_at: std::time::Instant::now(),
+        })
+    }
+
+    /// Metadata for what this step records: the processor as actor, the waking event as cause,
+    /// the correlation of the user's intention that started it all.
+    pub fn metadata(&self) -> EventMetadata {
+        let correlation_id = self.correlation_id.unwrap_or_else(Uuid::now_v7);
+        EventMetadata {
+            correlation_id,
+            causation_id: match self.trigger_position {
+                Some(p) => format!("event:{p}"),
+                None => format!("processor:{}", self.processor),
+            },
+            actor: Actor::processor(self.processor),
+            request_id: Some(format!(
+                "{}:{}:{}",
+                self.processor, self.subject, self.generation
+            )),
+            tenant_id: DEFAULT_TENANT,
+        }
+    }
+
+    /// How long the subject has been in the work list.
+    pub fn age(&self) -> Duration {
+        (Utc::now() - self.since).to_std().unwrap_or_default()
+    }
+}
+
+/// A process manager: reacts to events, performs one kind of side effect, records outcomes.
+#[async_trait::async_trait]
+pub trait Processor: Send + Sync + 'static {
+    /// Stable name: the checkpoint's key, the actor of what it records, a metrics label.
+    fn name(&self) -> &'static str;
+    /// The subject an event asks this processor to look at, if any.
+    fn wakes(&self, event: &StoredEvent) -> Option<String>;
+    /// Does the next thing the subject needs. Must be idempotent: the runner may repeat a step
+    /// whose outcome was not recorded (crash, lost leadership, timeout).
+    async fn step(&self, work: &Work) -> anyhow::Result<Next>;
+    /// Subjects that always have a work row (periodic work such as reconciliation).
+    fn standing_subjects(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// False for processors that no event wakes (periodic work only): they read nothing.
+    fn reads_events(&self) -> bool {
+        true
+    }
+}
+
+/// Settings shared by every processor runner.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Fallback when no notification arrives, and the standby's retry interval.
+    pub poll_interval: Duration,
+    /// Events read per checkpoint move.
+    pub batch_size: i64,
+    /// Steps running at once per processor.
+    pub concurrency: usize,
+    /// A step running longer than this is abandoned and retried.
+    pub step_timeout: Duration,
+    /// Backoff after failed steps: base * 2^failures, capped.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Also told each reaction time (event committed to step started), besides `/metrics`.
+    pub reactions: Option<ReactionObserver>,
+}
+
+/// Receives each reaction time of a processor: from the commit of the event that woke a
+/// subject to the start of the step it caused (benchmarks collect them).
+#[derive(Clone)]
+pub struct ReactionObserver(pub Arc<dyn Fn(&'static str, Duration) + Send + Sync>);
+
+impl std::fmt::Debug for ReactionObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReactionObserver")
+    }
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(5),
+            batch_size: 1_000,
+            concurrency: 64,
+            step_timeout: Duration::from_secs(300),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            reactions: None,
+        }
+    }
+}
+
+/// Keeps one processor running in this process, when this process wins its election.
+pub struct ProcessorRunner {
+    pub processor: Arc<dyn Processor>,
+    pub pool: PgPool,
+    pub wakeups: WakeUps,
+    pub settings: RunnerSettings,
+}
+
+/// Longest time a checkpoint lags what the leader has read (when nothing was woken).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// How soon to look again when committed events wait behind an older open transaction.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(3);
+
+impl ProcessorRunner {
+    /// Runs until `shutdown` turns true. Only the process holding the processor's advisory lock
+    /// acts; the others wait as standbys and take over if it goes away.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.processor.name();
+        while !*shutdown.borrow() {
+            if let Err(e) = self.lead(&mut shutdown).await {
+                tracing::warn!(
+                    processor = name,
+                    error = format!("{e:#}"),
+                    "processor runner failed; retrying"
+                );
+            }
+            metrics::gauge!("inferplane_processor_leader", "processor" => name).set(0.0);
+            tokio::select! {
+                _ = stopped(&mut shutdown) => {}
+                _ = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    async fn lead(&mut self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+        let name = self.processor.name();
+        let mut lock_conn = self.pool.acquire().await?.detach();
+        let won: bool =
+            sqlx::query_scalar("select pg_try_advisory_lock(hashtext('processor:' || $1))")
+                .bind(name)
+                .fetch_one(&mut lock_conn)
+                .await?;
+        if !won {
+            return Ok(());
+        }
+        tracing::info!(processor = name, "leading processor");
+        metrics::gauge!("inferplane_processor_leader", "processor" => name).set(1.0);
+        install(&self.pool, self.processor.as_ref()).await?;
+
+        // Subjects woken by the feed go straight to the dispatcher; the work list in the
+        // database is what survives a crash, and what the dispatcher sweeps for timers.
+        let (woken, woken_rx) = mpsc::unbounded_channel();
+        let dispatcher = Dispatcher::new(
+            self.processor.clone(),
+            self.pool.clone(),
+            self.settings.clone(),
+            woken_rx,
+        );
+        let mut dispatch_shutdown = shutdown.clone();
+        let mut dispatch =
+            tokio::spawn(async move { dispatcher.run(&mut dispatch_shutdown).await });
+        let feed = self.feed(shutdown, &mut lock_conn, &woken);
+        // Leading ends when either half fails or shutdown comes; the other half is stopped.
+        tokio::select! {
+            r = feed => {
+                dispatch.abort();
+                let _ = dispatch.await;
+                r
+            }
+            r = &mut dispatch => r.context("dispatcher panicked").and_then(|r| r),
+        }
+    }
+
+    /// Moves events after the checkpoint into the work list, then waits for more. Runs on the
+    /// leader's own connection (the one holding the lock), so that steps busy with the pool
+    /// never delay the reading of new events.
+    async fn feed(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+        lock_conn: &mut sqlx::PgConnection,
+        woken: &mpsc::UnboundedSender<Vec<Work>>,
+    ) -> anyhow::Result<()> {
+        let name = self.processor.name();
+        if !self.processor.reads_events() {
+            // Periodic work only: nothing to read, just keep the lead.
+            loop {
+                tokio::select! {
+                    _ = stopped(shutdown) => return Ok(()),
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {
+                        sqlx::query("select 1").execute(&mut *lock_conn).await.context("lock connection lost")?;
+                    }
+                }
+            }
+        }
+        // `cursor` is how far this leader read; `persisted` what the checkpoint says. Batches
+        // that wake nothing move only the first, and the checkpoint follows at most every
+        // CHECKPOINT_EVERY: re-reading them after a crash is harmless.
+        let mut cursor = load_checkpoint(&self.pool, name).await?;
+        let mut persisted = cursor;
+        let mut unpersisted: i64 = 0;
+        let mut persisted_at = std::time::Instant::now();
+        loop {
+            self.wakeups.borrow_and_update();
+            let held_back = loop {
+                let page =
+                    reader::read_after_checked(&mut *lock_conn, cursor, self.settings.batch_size)
+                        .await?;
+                let full = page.events.len() as i64 >= self.settings.batch_size;
+                if let Some(last) = page.events.last().map(StoredEvent::cursor) {
+                    cursor = last;
+                    unpersisted += page.events.len() as i64;
+                    let woke = Woken::of(self.processor.as_ref(), &page.events);
+                    if !woke.is_empty() || persisted_at.elapsed() >= CHECKPOINT_EVERY {
+                        let works = persist(
+                            &mut *lock_conn,
+                            self.processor.name(),
+                            persisted,
+                            cursor,
+                            unpersisted,
+                            &woke,
+                        )
+                        .await?;
+                        persisted = cursor;
+                        unpersisted = 0;
+                        persisted_at = std::time::Instant::now();
+                        if !works.is_empty() && woken.send(works).is_err() {
+                            anyhow::bail!("the dispatcher stopped");
+                        }
+                    }
+                }
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
+                if !full {
+                    break page.held_back;
+                }
+            };
+            if held_back {
+                // A notification was already spent on those events: look again shortly.
+                tokio::time::sleep(HELD_BACK_RETRY).await;
+                continue;
+            }
+            tokio::select! {
+                _ = stopped(shutdown) => return Ok(()),
+                _ = self.wakeups.changed() => {}
+                _ = tokio::time::sleep(self.settings.poll_interval) => {
+                    sqlx::query("select 1").execute(&mut *lock_conn).await.context("lock connection lost")?;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Creates the checkpoint row and the standing subjects' work rows if missing.
+async fn install(pool: &PgPool, p: &dyn Processor) -> anyhow::Result<()> {
+    sqlx::query("insert into processor_checkpoints (name) values ($1) on conflict do nothing")
+        .bind(p.name())
+        .execute(pool)
+        .await?;
+    let standing = p.standing_subjects();
+    if !standing.is_empty() {
+        sqlx::query(
+            "insert into processor_work (processor, subject, due_at)
+             select $1, s, now() from unnest($2::text[]) as s
+             on conflict do nothing",
+        )
+        .bind(p.name())
+        .bind(&standing)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn load_checkpoint(pool: &PgPool, name: &str) -> anyhow::Result<Cursor> {
+    let row = sqlx::query(
+        "select transaction_id::text::bigint as txid, position from processor_checkpoints where name = $1",
+    )
+    .bind(name)
+    .fetch_one(pool)
+    .await?;
+    Ok(Cursor {
+        transaction_id: row.try_get("txid")?,
+        position: row.try_get("position")?,
+    })
+}
+
+/// The subjects a batch of events wakes, with the last waking event of each.
+#[derive(Default)]
+struct Woken {
+    subjects: Vec<String>,
+    positions: Vec<i64>,
+    recorded: Vec<DateTime<Utc>>,
+    correlations: Vec<Option<Uuid>>,
+}
+
+impl Woken {
+    fn of(p: &dyn Processor, events: &[StoredEvent]) -> Self {
+        let mut w = Self::default();
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for e in events {
+            let Some(subject) = p.wakes(e) else { continue };
+            let correlation = e
+                .metadata
+                .get("correlation_id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| Uuid::parse_str(s).ok());
+            match seen.get(&subject) {
+                Some(&i) => {
+                    w.positions[i] = e.position;
+                    w.recorded[i] = e.recorded_at;
+                    w.correlations[i] = correlation;
+                }
+                None => {
+                    seen.insert(subject.clone(), w.subjects.len());
+                    w.subjects.push(subject);
+                    w.positions.push(e.position);
+                    w.recorded.push(e.recorded_at);
+                    w.correlations.push(correlation);
+                }
+            }
+        }
+        w
+    }
+
+    fn is_empty(&self) -> bool {
+        self.subjects.is_empty()
+    }
+}
+
+/// Moves the checkpoint from `from` to `to` (fenced on `from`) and writes the woken subjects'
+/// rows, in one statement, so the transaction holding an xid lasts one round trip. Returns
+/// the woken rows. Fails when another runner moved the checkpoint (it leads now).
+async fn persist(
+    conn: &mut sqlx::PgConnection,
+    name: &'static str,
+    from: Cursor,
+    to: Cursor,
+    seen: i64,
+    woken: &Woken,
+) -> anyhow::Result<Vec<Work>> {
+    let rows = sqlx::query(
+        "with moved as (
+             update processor_checkpoints
+             set transaction_id = $6::text::xid8, position = $7, events_seen = events_seen + $8,
+                 updated_at = now()
+             where name = $1 and transaction_id = $9::text::xid8 and position = $10
+             returning name
+         ), woken as (
+             insert into processor_work
+               (processor, subject, due_at, trigger_position, trigger_recorded_at, correlation_id)
+             select $1, s, now(), p, r, c
+             from unnest($2::text[], $3::bigint[], $4::timestamptz[], $5::uuid[]) as t(s, p, r, c)
+             where exists (select 1 from moved)
+             on conflict (processor, subject) do update
+             set due_at = now(), generation = processor_work.generation + 1,
+                 trigger_position = excluded.trigger_position,
+                 trigger_recorded_at = excluded.trigger_recorded_at,
+                 correlation_id = coalesce(excluded.correlation_id, processor_work.correlation_id),
+                 updated_at = now()
+             returning subject, generation, failures, trigger_position, trigger_recorded_at,
+                       correlation_id, created_at
+         )
+         select (select count(*) from moved) as moved, woken.*
+         from (select 1) as one left join woken on true",
+    )
+    .bind(name)
+    .bind(&woken.subjects)
+    .bind(&woken.positions)
+    .bind(&woken.recorded)
+    .bind(&woken.correlations)
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .bind(seen)
+    .bind(from.transaction_id.to_string())
+    .bind(from.position)
+    .fetch_all(&mut *conn)
+    .await?;
+    let moved: i64 = match rows.first() {
+        Some(r) => r.try_get("moved")?,
+        None => 0,
+    };
+    if moved != 1 {
+        anyhow::bail!("the checkpoint of {name} was moved by another runner");
+    }
+    let mut works = Vec::new();
+    for r in &rows {
+        if r.try_get::<Option<String>, _>("subject")?.is_some() {
+            works.push(Work::from_row(name, r)?);
+        }
+    }
+    Ok(works)
+}
+
+/// `base * 2^(failures-1)`, capped, with up to 20 % jitter so retries of many subjects spread.
+pub fn backoff(settings: &RunnerSettings, failures: i32) -> Duration {
+    let exp = (failures.max(1) - 1).min(20) as u32;
+    let raw = settings
+        .backoff_base
+        .saturating_mul(1u32 << exp.min(16))
+        .min(settings.backoff_max);
+    let jitter = rand::random::<f64>() * 0.2;
+    raw.mul_f64(1.0 + jitter).min(settings.backoff_max)
+}
