@@ -109,13 +109,13 @@ pub struct BenchArgs {
     #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_STEP_MS", default_value_t = 20)]
     pub lifecycle_step_ms: u64,
     /// Database connections of the control plane in the lifecycle benchmark.
-    #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_POOL", default_value_t = 60)]
+    #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_POOL", default_value_t = 40)]
     pub lifecycle_pool: u32,
     /// Steps each processor runs at once in the lifecycle benchmark.
     #[arg(
         long,
         env = "INFERPLANE_BENCH_LIFECYCLE_CONCURRENCY",
-        default_value_t = 64
+        default_value_t = 256
     )]
     pub lifecycle_concurrency: usize,
     /// Internal: run as the fan-out benchmark's client process against this server.
