@@ -443,3 +443,77 @@ async fn chaos_fifty_requests_and_terminations_with_faults_leave_nothing_billabl
     assert!(snap.servers.is_empty() && snap.volumes.is_empty());
     p.stop().await;
 }
+
+#[tokio::test]
+async fn a_server_terminated_before_its_root_disk_was_recorded_takes_the_disk_with_it() {
+    use inferplane_domain::instance::InstanceCommand as C;
+    let h = Harness::new(SimConfig::default()).await;
+    let cloud = client(&h.sim);
+    // Provisioning got as far as recording the server, not its root disk (a block volume the
+    // server was created with, carrying no tag of ours); then the operator terminated.
+    let id = h.request("fr-par-1", &[]).await;
+    let tag = format!("inferplane-instance={}", id.0);
+    let data = cloud
+        .create_volume(
+            "fr-par-1",
+            &inferplane_scaleway::CreateVolumeRequest {
+                name: "data".into(),
+                project_id: None,
+                size: 50_000_000_000,
+                perf_iops: None,
+                tags: vec!["inferplane".into(), tag.clone()],
+            },
+        )
+        .await
+        .unwrap();
+    let server = cloud
+        .create_server(
+            "fr-par-1",
+            &inferplane_scaleway::CreateServerRequest::new(
+                "s",
+                "L4-1-24G",
+                "ubuntu_jammy_gpu_os_12",
+            )
+            .volume(0, inferplane_scaleway::VolumeTemplate::sbs(20_000_000_000))
+            .tag("inferplane")
+            .tag(tag),
+        )
+        .await
+        .unwrap();
+    let commands = [
+        C::StartProvisioning {
+            zone: "fr-par-1".into(),
+            attempt: 1,
+        },
+        C::RecordVolumeCreated {
+            volume_id: data.id.clone(),
+            zone: "fr-par-1".into(),
+            size_gb: 50,
+        },
+        C::RecordServerCreated {
+            server_id: server.id.clone(),
+            zone: "fr-par-1".into(),
+            commercial_type: "L4-1-24G".into(),
+        },
+        C::Terminate { reason: None },
+    ];
+    for cmd in commands {
+        h.command(id, cmd).await;
+    }
+    assert_eq!(
+        h.snapshot().volumes.len(),
+        2,
+        "data volume and root disk exist"
+    );
+
+    let p = h.process().await;
+    let done = h.wait_for(id, InstanceStatus::Terminated, 30).await;
+    assert_eq!(
+        done.volumes.len(),
+        2,
+        "the root disk was recorded, then deleted"
+    );
+    assert!(done.volumes.iter().all(|v| v.deleted));
+    h.wait_empty(10).await;
+    p.stop().await;
+}

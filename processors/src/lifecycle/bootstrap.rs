@@ -92,7 +92,8 @@ impl Bootstrap {
                     let message = format!(
                         "the VM presented host key {presented}, but {pinned} was pinned on first contact"
                     );
-                    self.fail(work, id, FailureCode::SshHostKeyChanged, message)
+                    self.lc
+                        .fail(work, id, FailureCode::SshHostKeyChanged, message)
                         .await?;
                 }
                 Ok(Next::Done)
@@ -106,7 +107,8 @@ impl Bootstrap {
                     .unwrap_or_default();
                 if waited > self.lc.settings.ssh_wait_timeout {
                     let message = format!("not reachable after {} s: {e}", waited.as_secs());
-                    self.fail(work, id, FailureCode::SshNotAccessible, message)
+                    self.lc
+                        .fail(work, id, FailureCode::SshNotAccessible, message)
                         .await?;
                     return Ok(Next::Done);
                 }
@@ -136,17 +138,20 @@ impl Bootstrap {
             Ok(Err(InstallError::Record(e))) => return Err(e),
             Ok(Err(InstallError::PhaseFailed { phase, message })) => {
                 let message = format!("phase {phase} failed: {message}");
-                self.fail(work, id, FailureCode::InstallFailed, message)
+                self.lc
+                    .fail(work, id, FailureCode::InstallFailed, message)
                     .await?;
             }
             Ok(Err(InstallError::Unreachable(reason))) => {
                 let message = format!("the VM became unreachable during the bootstrap: {reason}");
-                self.fail(work, id, FailureCode::SshNotAccessible, message)
+                self.lc
+                    .fail(work, id, FailureCode::SshNotAccessible, message)
                     .await?;
             }
             Err(_) => {
                 let message = format!("the bootstrap did not finish within {} s", budget.as_secs());
-                self.fail(work, id, FailureCode::InstallFailed, message)
+                self.lc
+                    .fail(work, id, FailureCode::InstallFailed, message)
                     .await?;
             }
         }
@@ -160,13 +165,14 @@ impl Bootstrap {
         inst: &InstanceState,
     ) -> anyhow::Result<Next> {
         let Some(base) = self.lc.installer.engine_url(inst) else {
-            self.fail(
-                work,
-                id,
-                FailureCode::HealthCheckFailed,
-                "the instance has no engine address".into(),
-            )
-            .await?;
+            self.lc
+                .fail(
+                    work,
+                    id,
+                    FailureCode::HealthCheckFailed,
+                    "the instance has no engine address".into(),
+                )
+                .await?;
             return Ok(Next::Done);
         };
         let model = inst.model_repo.as_str();
@@ -212,7 +218,8 @@ impl Bootstrap {
                     waited.as_secs(),
                     result.detail
                 );
-                self.fail(work, id, FailureCode::StartupTimeout, message)
+                self.lc
+                    .fail(work, id, FailureCode::StartupTimeout, message)
                     .await?;
                 return Ok(Next::Done);
             }
@@ -220,20 +227,6 @@ impl Bootstrap {
         }
         self.lc.record(work, id, InstanceCommand::MarkReady).await?;
         Ok(Next::Done)
-    }
-
-    async fn fail(
-        &self,
-        work: &Work,
-        id: InstanceId,
-        code: FailureCode,
-        message: String,
-    ) -> anyhow::Result<()> {
-        tracing::warn!(instance = %id, code = code.as_str(), %message, "bootstrap failed");
-        self.lc
-            .record(work, id, InstanceCommand::Fail { code, message })
-            .await?;
-        Ok(())
     }
 }
 

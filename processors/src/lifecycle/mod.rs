@@ -119,6 +119,23 @@ impl Lifecycle {
     }
 }
 
+impl Lifecycle {
+    /// Fails the instance with `code` (the first failure wins; the terminator then releases
+    /// whatever it holds).
+    pub async fn fail(
+        &self,
+        work: &Work,
+        id: InstanceId,
+        code: inferplane_domain::instance::FailureCode,
+        message: String,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(processor = work.processor, instance = %id, code = code.as_str(), %message, "instance failed");
+        self.record(work, id, InstanceCommand::Fail { code, message })
+            .await?;
+        Ok(())
+    }
+}
+
 /// The instance an event is about, if it is an instance event of one of `types`.
 pub(crate) fn instance_event(event: &StoredEvent, types: &[&str]) -> Option<String> {
     (event.aggregate_type == <Instance as cqrs_es::Aggregate>::TYPE

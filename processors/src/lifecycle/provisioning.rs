@@ -98,7 +98,8 @@ impl Processor for Provisioning {
                     "no running server after {} s",
                     self.lc.settings.provisioning_timeout.as_secs()
                 );
-                self.fail(work, id, FailureCode::ProviderStartTimeout, message)
+                self.lc
+                    .fail(work, id, FailureCode::ProviderStartTimeout, message)
                     .await?;
                 return Ok(Next::Done);
             }
@@ -300,7 +301,8 @@ impl Provisioning {
                     let message = format!(
                         "the server did not start after {attempts} power-on attempts (allocation failed)"
                     );
-                    self.fail(work, id, FailureCode::ProviderStartFailed, message)
+                    self.lc
+                        .fail(work, id, FailureCode::ProviderStartFailed, message)
                         .await?;
                     return Ok(Next::Done);
                 }
@@ -321,13 +323,14 @@ impl Provisioning {
                 Ok(Next::Done)
             }
             ServerState::Locked => {
-                self.fail(
-                    work,
-                    id,
-                    FailureCode::ProviderStartFailed,
-                    "the server is locked by the provider".to_string(),
-                )
-                .await?;
+                self.lc
+                    .fail(
+                        work,
+                        id,
+                        FailureCode::ProviderStartFailed,
+                        "the server is locked by the provider".to_string(),
+                    )
+                    .await?;
                 Ok(Next::Done)
             }
             ServerState::Unknown(_) => Ok(poll),
@@ -409,7 +412,7 @@ impl Provisioning {
             // Transient: the runner retries with backoff.
             _ => return Err(anyhow::Error::new(e).context("provisioning")),
         };
-        self.fail(work, id, code, message).await?;
+        self.lc.fail(work, id, code, message).await?;
         Ok(Next::Done)
     }
 
@@ -446,20 +449,6 @@ impl Provisioning {
             reason: format!("out of stock in {}: {cause}", inst.zone),
         };
         self.lc.record(work, id, cmd).await?;
-        Ok(())
-    }
-
-    async fn fail(
-        &self,
-        work: &Work,
-        id: InstanceId,
-        code: FailureCode,
-        message: String,
-    ) -> anyhow::Result<()> {
-        tracing::warn!(instance = %id, code = code.as_str(), %message, "provisioning failed");
-        self.lc
-            .record(work, id, InstanceCommand::Fail { code, message })
-            .await?;
         Ok(())
     }
 }

@@ -98,6 +98,23 @@ impl Terminator {
                 Err(e) => return Err(e.into()),
                 Ok(s) => match s.state {
                     ServerState::Stopped | ServerState::StoppedInPlace => {
+                        // Its root disk is a block volume that survives the server and carries
+                        // no tag: record every block volume it has before deleting it (the
+                        // provisioning may not have recorded them yet), so they are deleted next.
+                        for v in s.volumes.values().filter(|v| v.volume_type == "sbs_volume") {
+                            if inst.volume(&v.id).is_none() {
+                                let cmd = InstanceCommand::RecordVolumeCreated {
+                                    volume_id: v.id.clone(),
+                                    zone: server.zone.clone(),
+                                    size_gb: v
+                                        .size
+                                        .map(|b| (b / 1_000_000_000) as u32)
+                                        .unwrap_or(20),
+                                };
+                                self.record(work, id, cmd).await?;
+                                return Ok(Next::Done);
+                            }
+                        }
                         match cloud.delete_server(&server.zone, &server.server_id).await {
                             Ok(()) => {}
                             Err(e) if e.is_not_found() => {}
