@@ -47,6 +47,50 @@ fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)>
     Some((status, body))
 }
 
+fn http_send(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// Polls the instance until its status is `want`.
+fn wait_instance(port: u16, token: &str, id: &str, want: &str) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let (status, body) = http_get(port, &format!("/api/instances/{id}"), Some(token)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["status"] == want {
+            return v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "instance is {} (failure {}), not {want}",
+            v["status"],
+            v["failure"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
     let dir = data_dir("demo");
@@ -99,6 +143,38 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
     assert!(seed.status.success());
     assert!(String::from_utf8_lossy(&seed.stdout).contains("0 registered"));
 
+    // A GPU instance on the demo's simulated Scaleway: ready, serving, then terminated.
+    let (status, body) = http_send(
+        port,
+        "POST",
+        "/api/instances",
+        token,
+        Some(r#"{"model": "meta-llama/Llama-3.2-1B-Instruct"}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ready = wait_instance(port, token, &id, "ready");
+    assert_eq!(ready["progress"], 100);
+    let ip = ready["public_ip"].as_str().unwrap();
+    let engine = std::net::TcpStream::connect((ip, 8000));
+    assert!(engine.is_ok(), "the VM's engine answers on {ip}:8000");
+    let (status, _) =
+        http_send(port, "DELETE", &format!("/api/instances/{id}"), token, None).unwrap();
+    assert_eq!(status, 202);
+    let gone = wait_instance(port, token, &id, "terminated");
+    assert!(
+        gone["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["deleted"] == true),
+        "{gone}"
+    );
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(demo.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -141,6 +217,64 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
     );
     let new_token = std::fs::read_to_string(dir.join("data/admin-token")).unwrap();
     assert_ne!(new_token.trim(), token, "a new token was generated");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_scaleway_simulator_runs_alone_and_speaks_the_api() {
+    let dir = data_dir("sim");
+    let port = free_port();
+    let mut sim = inferplane(&dir)
+        .args(["sim", "scaleway", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let state = loop {
+        if let Some((200, body)) = http_get(port, "/_sim/state", None) {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "simulator never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert!(state["servers"].as_array().unwrap().is_empty());
+    // The real API's shape and auth: a token is required.
+    let (status, body) = http_get(port, "/instance/v1/zones/fr-par-2/servers", None).unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("denied_authentication"), "{body}");
+    let answer = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /instance/v1/zones/fr-par-2/servers HTTP/1.0\r\nHost: x\r\nX-Auth-Token: any-token\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("x-total-count"),
+        "{head}"
+    );
+    assert!(body.contains("\"servers\""), "{body}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sim.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(sim.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -517,3 +517,40 @@ async fn a_server_terminated_before_its_root_disk_was_recorded_takes_the_disk_wi
     h.wait_empty(10).await;
     p.stop().await;
 }
+
+#[tokio::test]
+async fn reinstall_runs_the_bootstrap_again_on_the_same_server() {
+    use inferplane_domain::instance::InstanceCommand as C;
+    let h = Harness::new(SimConfig::default()).await;
+    let p = h.process().await;
+    let id = h.request("fr-par-2", &[]).await;
+    let first = h.wait_for(id, InstanceStatus::Ready, 30).await;
+    h.command(id, C::Reinstall).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let again = loop {
+        let s = h.state(id).await;
+        if s.status == InstanceStatus::Ready && s.install.attempt == 2 {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready again: {} attempt {}",
+            s.status.as_str(),
+            s.install.attempt
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(again.server_id(), first.server_id(), "the same server");
+    assert_eq!(
+        again.ssh_host_key, first.ssh_host_key,
+        "the pinned host key held"
+    );
+    assert_eq!(h.snapshot().calls(op::CREATE_SERVER), 1);
+    let types = h.event_types(id).await;
+    assert_eq!(types.iter().filter(|t| *t == "InstallCompleted").count(), 2);
+    assert_eq!(types.iter().filter(|t| *t == "InstanceReady").count(), 2);
+    h.terminate(id).await;
+    h.wait_for(id, InstanceStatus::Terminated, 30).await;
+    h.wait_empty(10).await;
+    p.stop().await;
+}

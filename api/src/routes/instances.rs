@@ -516,10 +516,39 @@ pub async fn list(
 
 /// `GET /api/instances/{id}`
 pub async fn get(State(state): State<AppState>, PathId(id): PathId) -> Result<Response, ApiError> {
-    match read_model::get(&state.pool, id).await? {
-        Some(v) => Ok(respond(StatusCode::OK, &v, v.version, String::new(), None)),
-        None => Err(unknown_instance()),
+    if let Some(v) = read_model::get(&state.pool, id).await? {
+        return Ok(respond(StatusCode::OK, &v, v.version, String::new(), None));
     }
+    // Not in the read model yet (it follows the store by a moment, e.g. right after the
+    // request): the store is the truth, so a client that just got a 201 can read it back.
+    let loaded = state
+        .store
+        .load::<Instance>(&id.to_string(), None)
+        .await
+        .map_err(ApiError::internal)?;
+    if loaded.aggregate.state.is_none() {
+        return Err(unknown_instance());
+    }
+    let mut conn = state.pool.acquire().await?;
+    let times = read_model::timeline(&mut conn, id, loaded.version)
+        .await
+        .map_err(replay_error)?;
+    let tracked = Tracked {
+        instance: loaded.aggregate,
+        version: loaded.version,
+        requested_at: times.requested_at.or(loaded.created_at),
+        ready_at: times.ready_at,
+        terminated_at: times.terminated_at,
+        updated_at: loaded.updated_at.or(times.updated_at),
+    };
+    let view = InstanceView::from_tracked(id, &tracked, Utc::now()).ok_or_else(unknown_instance)?;
+    Ok(respond(
+        StatusCode::OK,
+        &view,
+        tracked.version,
+        String::new(),
+        None,
+    ))
 }
 
 /// `GET /api/instances/{id}/history`: every event of the instance, oldest first.
