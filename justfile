@@ -4,6 +4,14 @@
 demo *ARGS:
     cargo run -- demo {{ARGS}}
 
+# The Scaleway simulator alone on 127.0.0.1:4010 (point INFERPLANE_SCALEWAY_API_URL at it).
+sim *ARGS:
+    cargo run -- sim scaleway {{ARGS}}
+
+# An instance's history as an auditor reads it.
+replay ID *ARGS:
+    cargo run -- replay instance {{ID}} {{ARGS}}
+
 # Every test, on a private PostgreSQL unless DATABASE_URL is set.
 test:
     cargo test --workspace
