@@ -19,7 +19,7 @@ use inferplane_domain::instance::{
 use inferplane_store::StoredEvent;
 
 use super::installer::{InstallError, PhaseSink};
-use super::{Lifecycle, Recorded, instance_event, subject_id};
+use super::{InstanceSteps, Lifecycle, Recorded, drive, instance_event};
 use crate::probes::{ProbeResult, Probes};
 use crate::runtime::{Next, Processor, Work};
 
@@ -61,10 +61,17 @@ impl Processor for Bootstrap {
     }
 
     async fn step(&self, work: &Work) -> anyhow::Result<Next> {
-        let id = subject_id(work)?;
-        let Some(inst) = self.lc.load(id).await? else {
-            return Ok(Next::Done);
-        };
+        drive(self, work).await
+    }
+}
+
+#[async_trait::async_trait]
+impl InstanceSteps for Bootstrap {
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.lc
+    }
+
+    async fn once(&self, work: &Work, id: InstanceId, inst: InstanceState) -> anyhow::Result<Next> {
         match inst.status {
             InstanceStatus::Booting => self.reach(work, id, &inst).await,
             InstanceStatus::Installing => self.install(work, id, &inst).await,

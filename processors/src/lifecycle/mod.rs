@@ -34,7 +34,7 @@ pub use reconciler::Reconciler;
 pub use terminator::Terminator;
 pub use watchdog::Watchdog;
 
-use crate::runtime::{Processor, Work};
+use crate::runtime::{Next, Processor, Work};
 use crate::settings::LifecycleSettings;
 
 /// What the lifecycle processors share: the store, the provider, the settings.
@@ -69,8 +69,16 @@ impl Lifecycle {
 
     /// The instance as its events say now; `None` if it was never requested.
     pub async fn load(&self, id: InstanceId) -> anyhow::Result<Option<InstanceState>> {
+        Ok(self.load_versioned(id).await?.map(|(s, _)| s))
+    }
+
+    /// The instance and its version (last sequence).
+    pub async fn load_versioned(
+        &self,
+        id: InstanceId,
+    ) -> anyhow::Result<Option<(InstanceState, i64)>> {
         let loaded = self.store.load::<Instance>(&id.to_string(), None).await?;
-        Ok(loaded.aggregate.state)
+        Ok(loaded.aggregate.state.map(|s| (s, loaded.version)))
     }
 
     /// How long ago the latest of `event_types` was recorded for the instance: the time spent
@@ -134,6 +142,40 @@ impl Lifecycle {
             .await?;
         Ok(())
     }
+}
+
+/// A processor that moves an instance forward one thing at a time.
+#[async_trait::async_trait]
+pub(crate) trait InstanceSteps: Send + Sync {
+    fn lifecycle(&self) -> &Lifecycle;
+    /// Does the next thing the instance, as loaded, needs: `Done` once it recorded something
+    /// (or has nothing left to do), `After` to wait.
+    async fn once(&self, work: &Work, id: InstanceId, inst: InstanceState) -> anyhow::Result<Next>;
+}
+
+/// Rounds of a step: after each recorded outcome the instance is loaded again and the next
+/// thing done at once, until the processor has to wait or nothing changes any more. A
+/// processor's own events therefore need not wake it (see [`Processor::wakes`]): the chain
+/// continues inside the step, which is what keeps the reaction to other parties' events short.
+pub(crate) async fn drive(p: &dyn InstanceSteps, work: &Work) -> anyhow::Result<Next> {
+    const MAX_ROUNDS: usize = 32;
+    let id = subject_id(work)?;
+    let mut seen = None;
+    for _ in 0..MAX_ROUNDS {
+        let Some((inst, version)) = p.lifecycle().load_versioned(id).await? else {
+            return Ok(Next::Done);
+        };
+        if seen == Some(version) {
+            // The last round recorded nothing: done until another party wakes the instance.
+            return Ok(Next::Done);
+        }
+        seen = Some(version);
+        match p.once(work, id, inst).await? {
+            Next::Done => continue,
+            wait => return Ok(wait),
+        }
+    }
+    Ok(Next::After(p.lifecycle().settings.provider_poll_interval))
 }
 
 /// The instance an event is about, if it is an instance event of one of `types`.

@@ -24,7 +24,7 @@ use inferplane_scaleway::{
 };
 use inferplane_store::StoredEvent;
 
-use super::{Lifecycle, Recorded, instance_event, subject_id};
+use super::{InstanceSteps, Lifecycle, Recorded, drive, instance_event};
 use crate::runtime::{Next, Processor, Work};
 use crate::settings::{OWNER_TAG, instance_tag};
 
@@ -65,10 +65,17 @@ impl Processor for Provisioning {
     }
 
     async fn step(&self, work: &Work) -> anyhow::Result<Next> {
-        let id = subject_id(work)?;
-        let Some(inst) = self.lc.load(id).await? else {
-            return Ok(Next::Done);
-        };
+        drive(self, work).await
+    }
+}
+
+#[async_trait::async_trait]
+impl InstanceSteps for Provisioning {
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.lc
+    }
+
+    async fn once(&self, work: &Work, id: InstanceId, inst: InstanceState) -> anyhow::Result<Next> {
         match inst.status {
             InstanceStatus::Requested => {
                 let cmd = InstanceCommand::StartProvisioning {

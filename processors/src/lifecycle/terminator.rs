@@ -16,7 +16,7 @@ use inferplane_scaleway::{
 };
 use inferplane_store::StoredEvent;
 
-use super::{Lifecycle, instance_event, subject_id};
+use super::{InstanceSteps, Lifecycle, drive, instance_event};
 use crate::runtime::{Next, Processor, Work};
 use crate::settings::instance_tag;
 
@@ -54,10 +54,17 @@ impl Processor for Terminator {
     }
 
     async fn step(&self, work: &Work) -> anyhow::Result<Next> {
-        let id = subject_id(work)?;
-        let Some(inst) = self.lc.load(id).await? else {
-            return Ok(Next::Done);
-        };
+        drive(self, work).await
+    }
+}
+
+#[async_trait::async_trait]
+impl InstanceSteps for Terminator {
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.lc
+    }
+
+    async fn once(&self, work: &Work, id: InstanceId, inst: InstanceState) -> anyhow::Result<Next> {
         let cleaning = matches!(
             inst.status,
             InstanceStatus::Terminating | InstanceStatus::Failed

@@ -104,7 +104,9 @@ impl Work {
 pub trait Processor: Send + Sync + 'static {
     /// Stable name: the checkpoint's key, the actor of what it records, a metrics label.
     fn name(&self) -> &'static str;
-    /// The subject an event asks this processor to look at, if any.
+    /// The subject an event asks this processor to look at, if any. Events the processor
+    /// recorded itself never wake it: a step that records an outcome and has more to do
+    /// continues in the same step (or asks to be looked at again).
     fn wakes(&self, event: &StoredEvent) -> Option<String>;
     /// Does the next thing the subject needs. Must be idempotent: the runner may repeat a step
     /// whose outcome was not recorded (crash, lost leadership, timeout).
@@ -305,11 +307,27 @@ impl ProcessorRunner {
                 tokio::time::sleep(HELD_BACK_RETRY).await;
                 continue;
             }
+            // Idle: a checkpoint left behind by batches that woke nothing follows shortly.
+            let pending = persisted != cursor;
+            let wait = if pending {
+                CHECKPOINT_EVERY
+                    .saturating_sub(persisted_at.elapsed())
+                    .min(self.settings.poll_interval)
+            } else {
+                self.settings.poll_interval
+            };
             tokio::select! {
                 _ = stopped(shutdown) => return Ok(()),
                 _ = self.wakeups.changed() => {}
-                _ = tokio::time::sleep(self.settings.poll_interval) => {
-                    sqlx::query("select 1").execute(&mut *lock_conn).await.context("lock connection lost")?;
+                _ = tokio::time::sleep(wait) => {
+                    if pending {
+                        persist(&mut *lock_conn, name, persisted, cursor, unpersisted, &Woken::default()).await?;
+                        persisted = cursor;
+                        unpersisted = 0;
+                        persisted_at = std::time::Instant::now();
+                    } else {
+                        sqlx::query("select 1").execute(&mut *lock_conn).await.context("lock connection lost")?;
+                    }
                 }
             }
         }
@@ -369,6 +387,11 @@ impl Woken {
         let mut w = Self::default();
         let mut seen = std::collections::HashMap::<String, usize>::new();
         for e in events {
+            // A processor's own outcomes do not wake it: its step continues by itself.
+            let actor = &e.metadata["actor"];
+            if actor["kind"] == "processor" && actor["id"] == p.name() {
+                continue;
+            }
             let Some(subject) = p.wakes(e) else { continue };
             let correlation = e
                 .metadata
