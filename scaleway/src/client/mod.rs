@@ -34,6 +34,7 @@
 //! callers re-read the server rather than trusting the error alone.
 
 mod ips;
+mod paging;
 mod products;
 pub mod retry;
 mod servers;

@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::Method;
 use serde::Deserialize;
 
-use super::servers::{MAX_PAGES, last_page};
-use super::{Body, Call, Idempotency, ScalewayClient};
+use super::ScalewayClient;
+use super::paging::ListPage;
 use crate::error::ScalewayError;
 use crate::operations as op;
 use crate::types::{Availability, ServerProduct};
@@ -34,40 +33,42 @@ struct AvailabilityPage {
     total_count: Option<u64>,
 }
 
+impl ListPage for ProductsPage {
+    type Item = (String, ServerProduct);
+    fn into_parts(self) -> (Vec<Self::Item>, Option<u64>) {
+        (self.servers.into_iter().collect(), self.total_count)
+    }
+    fn id(item: &Self::Item) -> &str {
+        &item.0
+    }
+}
+
+impl ListPage for AvailabilityPage {
+    type Item = (String, AvailabilityEntry);
+    fn into_parts(self) -> (Vec<Self::Item>, Option<u64>) {
+        (self.servers.into_iter().collect(), self.total_count)
+    }
+    fn id(item: &Self::Item) -> &str {
+        &item.0
+    }
+}
+
 impl ScalewayClient {
     /// Every commercial type offered in `zone`, sorted by name, with exact prices.
     pub async fn list_server_products(
         &self,
         zone: &str,
     ) -> Result<Vec<ServerProduct>, ScalewayError> {
+        let query = [("per_page", PER_PAGE.to_string())];
+        let pages = self
+            .list_all::<ProductsPage>(op::LIST_SERVER_PRODUCTS, PER_PAGE, &query, |q| {
+                self.instance_url(zone, &["products", "servers"], q)
+            })
+            .await?;
         let mut products = BTreeMap::new();
-        for page in 1..=MAX_PAGES {
-            let reply = self
-                .execute(Call {
-                    op: op::LIST_SERVER_PRODUCTS,
-                    method: Method::GET,
-                    url: self.instance_url(
-                        zone,
-                        &["products", "servers"],
-                        &[
-                            ("page", page.to_string()),
-                            ("per_page", PER_PAGE.to_string()),
-                        ],
-                    )?,
-                    body: Body::Empty,
-                    idempotency: Idempotency::Idempotent,
-                })
-                .await?;
-            let body: ProductsPage = reply.json()?;
-            let total = body.total_count.or(reply.total_count());
-            let got = body.servers.len();
-            for (commercial_type, mut product) in body.servers {
-                product.commercial_type.clone_from(&commercial_type);
-                products.insert(commercial_type, product);
-            }
-            if got == 0 || last_page(page, PER_PAGE, got, total) {
-                break;
-            }
+        for (commercial_type, mut product) in pages {
+            product.commercial_type.clone_from(&commercial_type);
+            products.insert(commercial_type, product);
         }
         Ok(products.into_values().collect())
     }
@@ -77,36 +78,15 @@ impl ScalewayClient {
         &self,
         zone: &str,
     ) -> Result<BTreeMap<String, Availability>, ScalewayError> {
-        let mut levels = BTreeMap::new();
-        for page in 1..=MAX_PAGES {
-            let reply = self
-                .execute(Call {
-                    op: op::SERVER_AVAILABILITY,
-                    method: Method::GET,
-                    url: self.instance_url(
-                        zone,
-                        &["products", "servers", "availability"],
-                        &[
-                            ("page", page.to_string()),
-                            ("per_page", PER_PAGE.to_string()),
-                        ],
-                    )?,
-                    body: Body::Empty,
-                    idempotency: Idempotency::Idempotent,
-                })
-                .await?;
-            let body: AvailabilityPage = reply.json()?;
-            let total = body.total_count.or(reply.total_count());
-            let got = body.servers.len();
-            levels.extend(
-                body.servers
-                    .into_iter()
-                    .map(|(name, entry)| (name, entry.availability)),
-            );
-            if got == 0 || last_page(page, PER_PAGE, got, total) {
-                break;
-            }
-        }
-        Ok(levels)
+        let query = [("per_page", PER_PAGE.to_string())];
+        let pages = self
+            .list_all::<AvailabilityPage>(op::SERVER_AVAILABILITY, PER_PAGE, &query, |q| {
+                self.instance_url(zone, &["products", "servers", "availability"], q)
+            })
+            .await?;
+        Ok(pages
+            .into_iter()
+            .map(|(name, entry)| (name, entry.availability))
+            .collect())
     }
 }

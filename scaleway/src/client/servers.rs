@@ -11,7 +11,6 @@ use crate::types::{
 };
 
 /// Upper bound of pages followed by a list, against a server that never stops paginating.
-pub(crate) const MAX_PAGES: u32 = 10_000;
 
 #[derive(Deserialize)]
 struct ServerEnvelope {
@@ -24,6 +23,16 @@ struct ServersPage {
     servers: Vec<Server>,
     #[serde(default)]
     total_count: Option<u64>,
+}
+
+impl super::paging::ListPage for ServersPage {
+    type Item = Server;
+    fn into_parts(self) -> (Vec<Server>, Option<u64>) {
+        (self.servers, self.total_count)
+    }
+    fn id(item: &Server) -> &str {
+        &item.id
+    }
 }
 
 #[derive(Deserialize)]
@@ -45,14 +54,6 @@ struct AttachBody<'a> {
 #[derive(Serialize)]
 struct DetachBody<'a> {
     volume_id: &'a str,
-}
-
-/// True when `page` (1-based, `got` items of `per_page`) is the last one of `total`.
-pub(crate) fn last_page(page: u32, per_page: u32, got: usize, total: Option<u64>) -> bool {
-    match total {
-        Some(total) => u64::from(page) * u64::from(per_page) >= total,
-        None => got < per_page as usize,
-    }
 }
 
 impl ScalewayClient {
@@ -118,34 +119,10 @@ impl ScalewayClient {
             base_query.push(("project", project.clone()));
         }
 
-        let mut servers: Vec<Server> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for page in 1..=MAX_PAGES {
-            let mut query = base_query.clone();
-            query.push(("page", page.to_string()));
-            let reply = self
-                .execute(Call {
-                    op: op::LIST_SERVERS,
-                    method: Method::GET,
-                    url: self.instance_url(zone, &["servers"], &query)?,
-                    body: Body::Empty,
-                    idempotency: Idempotency::Idempotent,
-                })
-                .await?;
-            let body: ServersPage = reply.json()?;
-            let total = body.total_count.or(reply.total_count());
-            let got = body.servers.len();
-            // A server created or deleted between two pages shifts the pages: keep each id once.
-            servers.extend(
-                body.servers
-                    .into_iter()
-                    .filter(|s| seen.insert(s.id.clone())),
-            );
-            if got == 0 || last_page(page, per_page, got, total) {
-                break;
-            }
-        }
-        Ok(servers)
+        self.list_all::<ServersPage>(op::LIST_SERVERS, per_page, &base_query, |q| {
+            self.instance_url(zone, &["servers"], q)
+        })
+        .await
     }
 
     /// `PATCH /servers/{id}`: changes the name, tags or dynamic IP flag.

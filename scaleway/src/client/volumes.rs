@@ -3,7 +3,6 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::servers::{MAX_PAGES, last_page};
 use super::{Body, Call, Idempotency, ScalewayClient};
 use crate::error::ScalewayError;
 use crate::operations as op;
@@ -31,6 +30,16 @@ struct VolumesPage {
     volumes: Vec<Volume>,
     #[serde(default)]
     total_count: Option<u64>,
+}
+
+impl super::paging::ListPage for VolumesPage {
+    type Item = Volume;
+    fn into_parts(self) -> (Vec<Volume>, Option<u64>) {
+        (self.volumes, self.total_count)
+    }
+    fn id(item: &Volume) -> &str {
+        &item.id
+    }
 }
 
 impl ScalewayClient {
@@ -91,33 +100,10 @@ impl ScalewayClient {
         if let Some(name) = &filter.name {
             base_query.push(("name", name.clone()));
         }
-        let mut volumes: Vec<Volume> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for page in 1..=MAX_PAGES {
-            let mut query = base_query.clone();
-            query.push(("page", page.to_string()));
-            let reply = self
-                .execute(Call {
-                    op: op::LIST_VOLUMES,
-                    method: Method::GET,
-                    url: self.block_url(zone, &["volumes"], &query)?,
-                    body: Body::Empty,
-                    idempotency: Idempotency::Idempotent,
-                })
-                .await?;
-            let body: VolumesPage = reply.json()?;
-            let total = body.total_count.or(reply.total_count());
-            let got = body.volumes.len();
-            volumes.extend(
-                body.volumes
-                    .into_iter()
-                    .filter(|v| seen.insert(v.id.clone())),
-            );
-            if got == 0 || last_page(page, page_size, got, total) {
-                break;
-            }
-        }
-        Ok(volumes)
+        self.list_all::<VolumesPage>(op::LIST_VOLUMES, page_size, &base_query, |q| {
+            self.block_url(zone, &["volumes"], q)
+        })
+        .await
     }
 
     /// `DELETE volumes/{id}`: refused while the volume is attached.
