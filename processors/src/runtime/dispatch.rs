@@ -195,7 +195,7 @@ impl Dispatcher {
             .collect();
         let rows = sqlx::query(
             "select subject, generation, failures, trigger_position, trigger_recorded_at,
-                    correlation_id, created_at
+                    correlation_id
              from processor_work
              where processor = $1 and due_at <= now() and subject <> all($2)
              order by due_at

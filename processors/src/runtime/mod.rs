@@ -51,15 +51,13 @@ pub struct Work {
     pub trigger_position: Option<i64>,
     pub trigger_recorded_at: Option<DateTime<Utc>>,
     pub correlation_id: Option<Uuid>,
-    /// When the subject entered the work list (the start of the current piece of work).
-    pub since: DateTime<Utc>,
     /// When this process learned the subject was due (the feed or a sweep read its row).
     pub woken_at: std::time::Instant,
 }
 
 impl Work {
     /// A work row as selected or returned (`subject, generation, failures, trigger_position,
-    /// trigger_recorded_at, correlation_id, created_at`).
+    /// trigger_recorded_at, correlation_id`).
     fn from_row(processor: &'static str, r: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             processor,
@@ -69,7 +67,6 @@ impl Work {
             trigger_position: r.try_get("trigger_position")?,
             trigger_recorded_at: r.try_get("trigger_recorded_at")?,
             correlation_id: r.try_get("correlation_id")?,
-            since: r.try_get("created_at")?,
             woken_at: std::time::Instant::now(),
         })
     }
@@ -91,11 +88,6 @@ impl Work {
             )),
             tenant_id: DEFAULT_TENANT,
         }
-    }
-
-    /// How long the subject has been in the work list.
-    pub fn age(&self) -> Duration {
-        (Utc::now() - self.since).to_std().unwrap_or_default()
     }
 }
 
@@ -452,7 +444,7 @@ async fn persist(
                  correlation_id = coalesce(excluded.correlation_id, processor_work.correlation_id),
                  updated_at = now()
              returning subject, generation, failures, trigger_position, trigger_recorded_at,
-                       correlation_id, created_at
+                       correlation_id
          )
          select (select count(*) from moved) as moved, woken.*
          from (select 1) as one left join woken on true",
