@@ -300,7 +300,8 @@ async fn of_two_processes_only_the_leader_acts_and_the_standby_takes_over() {
     .await;
     let leaders: i64 = sqlx::query_scalar(
         "select count(*) from pg_locks where locktype = 'advisory' and granted
-         and objid = hashtext('processor:deactivator')::oid",
+         and objid = hashtext('processor:deactivator')::oid
+         and database = (select oid from pg_database where datname = current_database())",
     )
     .fetch_one(&db.pool)
     .await
