@@ -200,6 +200,27 @@ pub async fn cursor_of(
     }))
 }
 
+/// The cursor of a committed event, whether or not it is below the horizon yet. For reading
+/// one aggregate's history up to that event (an aggregate's events commit in sequence order,
+/// so none of them can still appear before it); not for starting a global read after it.
+pub async fn committed_cursor_of(
+    conn: &mut PgConnection,
+    position: i64,
+) -> Result<Option<Cursor>, sqlx::Error> {
+    if position == 0 {
+        return Ok(Some(Cursor::START));
+    }
+    let txid: Option<i64> =
+        sqlx::query_scalar("select transaction_id::text::bigint from events where position = $1")
+            .bind(position)
+            .fetch_optional(conn)
+            .await?;
+    Ok(txid.map(|transaction_id| Cursor {
+        transaction_id,
+        position,
+    }))
+}
+
 /// The cursor of the last readable event (the head of the stream below the horizon).
 pub async fn head(conn: &mut PgConnection) -> Result<Cursor, sqlx::Error> {
     let row = sqlx::query(

@@ -124,7 +124,7 @@ pub async fn replay(
     }
     let upto = match at {
         Some(PointInTime::Position(p)) => Some(
-            reader::cursor_of(&mut *conn, p)
+            reader::committed_cursor_of(&mut *conn, p)
                 .await?
                 .ok_or(ReplayError::UnknownPosition(p))?,
         ),
