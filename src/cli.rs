@@ -37,6 +37,16 @@ pub enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Manage API keys for /v1 (the key is printed once, on stdout).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Token usage: exports for FinOps.
+    Usage {
+        #[command(subcommand)]
+        command: UsageCommand,
+    },
     /// Measure the event store, projections and live stream against raw PostgreSQL.
     Bench(crate::bench::BenchArgs),
     /// Run a simulator of an outside service.
@@ -96,6 +106,78 @@ pub enum ProjectionsCommand {
 pub enum CatalogCommand {
     /// Register the seed catalog of open models; models already registered are left as they are.
     Seed(DbArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (only the key, on stdout, for scripts).
+    Create(KeysCreateArgs),
+    /// Revoke a key: it stops working on every gateway process within a second.
+    Revoke(KeysRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysCreateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// A name for people (who or what uses the key).
+    #[arg(long)]
+    pub name: String,
+    /// Models the key may use (comma-separated or repeated); all when absent.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Requests per minute.
+    #[arg(long = "rpm")]
+    pub rpm_limit: Option<i64>,
+    /// Tokens per minute.
+    #[arg(long = "tpm")]
+    pub tpm_limit: Option<i64>,
+    /// Tokens per calendar month (UTC).
+    #[arg(long)]
+    pub budget_tokens: Option<i64>,
+    /// When the key stops working (RFC 3339).
+    #[arg(long)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The key's id (from `GET /api/keys`).
+    pub id: uuid::Uuid,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Export usage rows (hourly by default) as CSV or JSON lines, streamed.
+    Export(UsageExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UsageExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// csv or json (one object per line).
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    /// Start of the range (RFC 3339); the beginning of time when absent.
+    #[arg(long)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// End of the range (RFC 3339, exclusive); now when absent.
+    #[arg(long)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Grouping: any of key, model, worker, endpoint (comma-separated); all four by default.
+    #[arg(long)]
+    pub group_by: Option<String>,
+    /// hour, day or month.
+    #[arg(long, default_value = "hour")]
+    pub bucket: String,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -174,6 +256,8 @@ pub struct HttpArgs {
     /// Do not run projection runners in this process (another process runs them).
     #[arg(long, env = "INFERPLANE_NO_PROJECTIONS")]
     pub no_projections: bool,
+    #[command(flatten)]
+    pub gateway: crate::gateway::GatewayArgs,
 }
 
 #[derive(Debug, Args)]

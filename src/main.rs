@@ -5,6 +5,8 @@ mod admin;
 mod bench;
 mod cli;
 mod database;
+mod gateway;
+mod keys;
 mod lifecycle;
 mod replay;
 mod secrets;
@@ -42,6 +44,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(db) => admin::migrate(db).await,
         Command::Projections { command } => admin::projections(command).await,
         Command::Catalog { command } => admin::catalog(command).await,
+        Command::Keys { command } => keys::keys(command).await,
+        Command::Usage { command } => keys::usage(command).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Replay { command } => replay::run(command).await,
         Command::Sim { command } => serve::sim(command).await,

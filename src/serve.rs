@@ -19,8 +19,8 @@ use crate::lifecycle;
 use crate::secrets;
 use inferplane_processors::Lifecycle;
 
-fn settings(http: &HttpArgs) -> Settings {
-    Settings {
+fn settings(http: &HttpArgs, engine_port: u16) -> Result<Settings, ConfigError> {
+    Ok(Settings {
         body_limit_bytes: http.body_limit_bytes,
         sse_keep_alive: Duration::from_secs(http.sse_keep_alive_secs.max(1)),
         sse_buffer_batches: http.sse_buffer_batches.max(16),
@@ -28,8 +28,9 @@ fn settings(http: &HttpArgs) -> Settings {
         projection_batch: http.projection_batch.clamp(1, 100_000),
         run_projections: !http.no_projections,
         idempotency_ttl: Duration::from_secs(http.idempotency_ttl_hours.max(1) * 3600),
+        gateway: http.gateway.settings(engine_port)?,
         ..Settings::default()
-    }
+    })
 }
 
 fn operator_token(http: &HttpArgs) -> Result<Option<String>, ConfigError> {
@@ -106,7 +107,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runner: runner_settings(&args.lifecycle),
         sim: None,
     };
-    run_until_stopped(db, listener, &token, settings(&args.http), None, parts).await
+    run_until_stopped(
+        db,
+        listener,
+        &token,
+        settings(&args.http, args.lifecycle.engine_port)?,
+        None,
+        parts,
+    )
+    .await
 }
 
 /// What runs beside the API in this process.
@@ -210,7 +219,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         db,
         listener,
         &token,
-        settings(&args.http),
+        settings(&args.http, args.lifecycle.engine_port)?,
         Some(banner),
         parts,
     )

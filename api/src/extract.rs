@@ -58,6 +58,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictJson<T> {
     }
 }
 
+/// An optional JSON body: a request without a body (no `Content-Type`, no length) is `None`;
+/// any body is parsed as strictly as a required one.
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> for StrictJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let h = req.headers();
+        let no_body = h.get(header::CONTENT_TYPE).is_none()
+            && h.get(header::CONTENT_LENGTH).is_none_or(|v| v == "0")
+            && h.get(header::TRANSFER_ENCODING).is_none();
+        if no_body {
+            return Ok(None);
+        }
+        <Self as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
 fn body_rejection(r: BytesRejection) -> ApiError {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod gateway_feed;
 pub mod hub;
 pub mod routes;
 pub mod server;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub run_projections: bool,
     /// How long an `Idempotency-Key` is remembered; a retry after that appends again.
     pub idempotency_ttl: Duration,
+    /// The `/v1` gateway.
+    pub gateway: inferplane_gateway::GatewaySettings,
 }
 
 impl Default for Settings {
@@ -53,6 +56,7 @@ impl Default for Settings {
             projection_batch: 1000,
             run_projections: true,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            gateway: inferplane_gateway::GatewaySettings::default(),
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct AppState {
     pub operator_token: OperatorToken,
     pub metrics: PrometheusHandle,
     pub settings: Settings,
+    /// The `/v1` gateway of this process.
+    pub gateway: std::sync::Arc<inferplane_gateway::Gateway>,
     /// Turns true when the process stops; live streams end with a `reconnect` event.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

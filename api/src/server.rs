@@ -43,7 +43,15 @@ pub async fn start(
     )
     .await?;
     let (shutdown, stop) = watch::channel(false);
+    let operator = token.clone();
+    let gateway = inferplane_gateway::Gateway::new(
+        pool.clone(),
+        settings.gateway.clone(),
+        Some(std::sync::Arc::new(move |t: &str| operator.verify(t))),
+    )?;
+    let feed = crate::gateway_feed::prime(gateway.clone(), hub.clone()).await?;
     let state = AppState {
+        gateway: gateway.clone(),
         store: EventStore::new(pool.clone()),
         pool: pool.clone(),
         hub,
@@ -70,6 +78,21 @@ pub async fn start(
             });
         }
     }
+    tasks.spawn({
+        let stop = stop.clone();
+        async move {
+            feed.run(stop).await;
+            "gateway feed"
+        }
+    });
+    tasks.spawn({
+        let stop = stop.clone();
+        async move {
+            // Drains the usage buffer before it returns.
+            gateway.run(stop).await;
+            "gateway background"
+        }
+    });
     tasks.spawn(report_lag(pool.clone(), stop.clone()));
     tasks.spawn(forget_idempotency_keys(
         pool.clone(),

@@ -5,10 +5,12 @@
 //! `Aggregate` implementations are thin adapters over those functions so that the store can
 //! load and execute them generically.
 
+pub mod api_key;
 pub mod catalog;
 pub mod instance;
 pub mod metadata;
 pub mod model;
 pub mod reconciliation;
+pub mod usage;
 
 pub use metadata::{Actor, ActorKind, DEFAULT_TENANT, EventMetadata};

@@ -6,11 +6,13 @@
 //! (`rm_<name>`), which lets a rebuild fill a fresh schema while the API keeps reading the old
 //! one, then swap them in one short transaction.
 
+pub mod api_keys;
 pub mod gpu_catalog;
 pub mod instances;
 pub mod models;
 pub mod runner;
 mod status;
+pub mod usage;
 
 pub use runner::{
     Projection, ProjectionRunner, RebuildProgress, ensure_installed, live_schema, rebuild, stopped,
@@ -25,6 +27,8 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(models::ModelCatalog),
         Arc::new(gpu_catalog::GpuCatalog),
         Arc::new(instances::Instances),
+        Arc::new(usage::UsageModel),
+        Arc::new(api_keys::ApiKeys),
     ]
 }
 

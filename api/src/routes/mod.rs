@@ -1,9 +1,11 @@
 pub mod catalog;
 pub mod events;
 pub mod instances;
+pub mod keys;
 pub mod models;
 pub mod ops;
 mod respond;
+pub mod usage;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -53,6 +55,16 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/drain", post(instances::drain))
         .route("/instances/{id}/history", get(instances::history))
         .route("/instances/{id}/state", get(instances::state_at))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route(
+            "/keys/{id}",
+            get(keys::get).patch(keys::update).delete(keys::revoke),
+        )
+        .route("/keys/{id}/rotate", post(keys::rotate))
+        .route("/keys/{id}/history", get(keys::history))
+        .route("/usage", get(usage::usage))
+        .route("/usage/export", get(usage::export))
+        .route("/costs", get(usage::costs))
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/projections", get(ops::projections))
@@ -68,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .nest("/api", api)
+        .nest_service(
+            "/v1",
+            inferplane_gateway::proxy::router(state.gateway.clone()),
+        )
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))

@@ -2,6 +2,8 @@
 //! database, driven over real sockets.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::time::Duration;
 
 use futures::StreamExt;
