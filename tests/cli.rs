@@ -162,6 +162,35 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
     let ip = ready["public_ip"].as_str().unwrap();
     let engine = std::net::TcpStream::connect((ip, 8000));
     assert!(engine.is_ok(), "the VM's engine answers on {ip}:8000");
+    // An API key from the command line, then the OpenAI-compatible gateway with it.
+    let created = inferplane(&dir)
+        .args(["keys", "create", "--name", "cli", "--rpm", "100"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let key = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        key.starts_with("sk-ip-") && key.len() == 70,
+        "only the key on stdout: {key}"
+    );
+    let chat = r#"{"model": "meta-llama/Llama-3.2-1B-Instruct", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}"#;
+    let answered = Instant::now();
+    let (status, body) = loop {
+        let (status, body) =
+            http_send(port, "POST", "/v1/chat/completions", &key, Some(chat)).unwrap();
+        // The gateway learns the new key from the event stream within milliseconds.
+        if status != 401 || answered.elapsed() > Duration::from_secs(10) {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["usage"]["completion_tokens"], 3);
+
     let (status, _) =
         http_send(port, "DELETE", &format!("/api/instances/{id}"), token, None).unwrap();
     assert_eq!(status, 202);
@@ -175,13 +204,36 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
         "{gone}"
     );
 
+    // SIGTERM right after a request: the usage buffered in memory is appended before exit.
+    let (status, _) = http_send(port, "POST", "/v1/chat/completions", &key, Some(chat)).unwrap();
+    assert_eq!(
+        status, 503,
+        "no worker serves the model once its instance is terminated"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(demo.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
     let exit = demo.wait().unwrap();
     assert!(exit.success(), "demo exited with {exit}");
+    let export = inferplane(&dir)
+        .args(["usage", "export", "--format", "json", "--group-by", "key"])
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{export:?}");
+    let requests: i64 = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["requests"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        requests, 2,
+        "both requests were recorded, the last one at shutdown"
+    );
     let mut banner = String::new();
     std::io::Read::read_to_string(demo.stdout.as_mut().unwrap(), &mut banner).unwrap();
     assert!(

@@ -18,6 +18,11 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
     shutdown: watch::Sender<bool>,
+    /// Stops the HTTP server and live streams first (see [`shutdown`](Self::shutdown)).
+    http_stop: watch::Sender<bool>,
+    /// Then the gateway, whose usage buffer is appended as it stops.
+    gateway_stop: watch::Sender<bool>,
+    run_projections: bool,
     tasks: JoinSet<&'static str>,
     notifier: Notifier,
 }
@@ -43,6 +48,8 @@ pub async fn start(
     )
     .await?;
     let (shutdown, stop) = watch::channel(false);
+    let (http_stop, http_stopped) = watch::channel(false);
+    let (gateway_stop, gateway_stopped) = watch::channel(false);
     let operator = token.clone();
     let gateway = inferplane_gateway::Gateway::new(
         pool.clone(),
@@ -58,7 +65,7 @@ pub async fn start(
         operator_token: token,
         metrics: telemetry::metrics_handle(),
         settings: settings.clone(),
-        shutdown: stop.clone(),
+        shutdown: http_stopped.clone(),
     };
     let mut tasks = JoinSet::new();
 
@@ -85,15 +92,13 @@ pub async fn start(
             "gateway feed"
         }
     });
-    tasks.spawn({
-        let stop = stop.clone();
-        async move {
-            // Drains the usage buffer before it returns.
-            gateway.run(stop).await;
-            "gateway background"
-        }
+    tasks.spawn(async move {
+        // Drains the usage buffer before it returns.
+        gateway.run(gateway_stopped).await;
+        GATEWAY_PART
     });
     tasks.spawn(report_lag(pool.clone(), stop.clone()));
+    tasks.spawn(metrics_upkeep(state.metrics.clone(), stop.clone()));
     tasks.spawn(forget_idempotency_keys(
         pool.clone(),
         settings.idempotency_ttl,
@@ -101,12 +106,15 @@ pub async fn start(
     ));
 
     let app = routes::router(state.clone());
-    tasks.spawn(serve_http(listener, app, state.clone(), stop.clone()));
+    tasks.spawn(serve_http(listener, app, state.clone(), http_stopped));
     tracing::info!(%addr, "inferplane listening");
     Ok(Server {
         addr,
         state,
         shutdown,
+        http_stop,
+        gateway_stop,
+        run_projections: settings.run_projections,
         tasks,
         notifier,
     })
@@ -133,11 +141,30 @@ impl Server {
         });
     }
 
-    /// Asks every part to stop and waits for them (SSE clients are disconnected).
+    /// Stops the process in order, within 10 s: the HTTP server first (no new requests; those
+    /// in flight finish; live streams end with a `reconnect` event), then the gateway (its
+    /// buffered usage is appended), then — after giving this process's projections up to 2 s
+    /// to apply what was just appended — every other part.
     pub async fn shutdown(mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let _ = self.http_stop.send(true);
+        self.join_until(HTTP_PART, deadline).await;
+        let _ = self.gateway_stop.send(true);
+        self.join_until(GATEWAY_PART, deadline).await;
+        if self.run_projections {
+            let pool = self.state.pool.clone();
+            let caught_up = tokio::time::timeout(Duration::from_secs(2), async move {
+                loop {
+                    match inferplane_projections::status(&pool).await {
+                        Ok(all) if all.iter().all(|p| p.lag_events == 0) => return,
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                        Err(_) => return,
+                    }
+                }
+            });
+            let _ = caught_up.await;
+        }
         let _ = self.shutdown.send(true);
-        let deadline = tokio::time::sleep(Duration::from_secs(10));
-        tokio::pin!(deadline);
         loop {
             tokio::select! {
                 next = self.tasks.join_next() => match next {
@@ -145,11 +172,26 @@ impl Server {
                     Some(Err(e)) => tracing::warn!(error = %e, "a part ended abnormally"),
                     None => break,
                 },
-                _ = &mut deadline => {
+                _ = tokio::time::sleep_until(deadline) => {
                     tracing::warn!("parts still running after 10 s; aborting them");
                     self.tasks.abort_all();
                     break;
                 }
+            }
+        }
+    }
+
+    /// Waits until the part `name` ended (others that end meanwhile are reaped too).
+    async fn join_until(&mut self, name: &'static str, deadline: tokio::time::Instant) {
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => match next {
+                    Some(Ok(n)) if n == name => return,
+                    Some(Ok(n)) => tracing::debug!(part = n, "stopped"),
+                    Some(Err(e)) => tracing::warn!(error = %e, "a part ended abnormally"),
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(deadline) => return,
             }
         }
     }
@@ -286,5 +328,22 @@ async fn serve_http(
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
-    "http server"
+    HTTP_PART
 }
+
+/// Histograms keep their raw samples until drained: drain them every 5 s even when nothing
+/// scrapes `/metrics`, so memory stays flat however long the process runs.
+async fn metrics_upkeep(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    mut stop: watch::Receiver<bool>,
+) -> &'static str {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+            _ = inferplane_projections::stopped(&mut stop) => return "metrics upkeep",
+        }
+    }
+}
+
+const HTTP_PART: &str = "http server";
+const GATEWAY_PART: &str = "gateway background";

@@ -197,6 +197,15 @@ impl Directory {
         models
     }
 
+    /// Whether some routable worker serves `model` (no allocation: the request path uses it).
+    pub fn serves(&self, model: &str) -> bool {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner
+            .instances
+            .values()
+            .any(|e| e.routable && e.model.as_deref() == Some(model))
+    }
+
     /// Every routable worker with its model and load, for metrics and the console.
     pub fn snapshot(&self) -> Vec<(Uuid, String, u32, bool)> {
         let now = self.now_ms();

@@ -377,7 +377,7 @@ impl Metering {
 
     /// Model names are bounded to the ones the directory knows, for metric cardinality.
     fn model_label(&self) -> String {
-        if self.instance_id.is_some() || self.gw.directory.served_models().contains(&self.model) {
+        if self.instance_id.is_some() || self.gw.directory.serves(&self.model) {
             self.model.clone()
         } else {
             "other".to_string()

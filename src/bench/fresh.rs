@@ -101,18 +101,18 @@ impl TestServer {
 /// Starts the whole server (`inferplane_api::start`, default settings: projections run too)
 /// on a free port with a listen backlog large enough for connection bursts.
 pub async fn start_server(pool: PgPool) -> anyhow::Result<TestServer> {
+    start_server_with(pool, Settings::default()).await
+}
+
+/// [`start_server`] with these settings.
+pub async fn start_server_with(pool: PgPool, settings: Settings) -> anyhow::Result<TestServer> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
     let listener = socket.listen(4096)?;
     let token = Uuid::new_v4().simple().to_string();
-    let server = inferplane_api::start(
-        pool.clone(),
-        listener,
-        OperatorToken::new(&token),
-        Settings::default(),
-    )
-    .await?;
+    let server =
+        inferplane_api::start(pool.clone(), listener, OperatorToken::new(&token), settings).await?;
     Ok(TestServer {
         addr: server.addr,
         server,

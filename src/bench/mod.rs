@@ -9,6 +9,7 @@ mod batch;
 mod fanout;
 mod fixtures;
 mod fresh;
+mod gateway;
 mod latency;
 mod lifecycle;
 mod rebuild;
@@ -42,15 +43,18 @@ pub enum BenchName {
     /// 200 instances requested at once to ready and terminated, against the Scaleway
     /// simulator, vs the same provider calls made directly.
     Lifecycle,
+    /// The /v1 gateway (auth, rate limits, metering) vs the engine called directly.
+    Gateway,
 }
 
-const ALL: [BenchName; 6] = [
+const ALL: [BenchName; 7] = [
     BenchName::Append,
     BenchName::Batch,
     BenchName::SseLatency,
     BenchName::Rebuild,
     BenchName::Fanout,
     BenchName::Lifecycle,
+    BenchName::Gateway,
 ];
 
 #[derive(Debug, Args)]
@@ -102,6 +106,12 @@ pub struct BenchArgs {
     /// Events delivered to every fan-out client (one every 500 ms).
     #[arg(long, env = "INFERPLANE_BENCH_FANOUT_EVENTS", default_value_t = 5)]
     pub fanout_events: usize,
+    /// Requests each way in the gateway's latency runs [default: 3000; 500 with --quick].
+    #[arg(long)]
+    pub gateway_samples: Option<usize>,
+    /// Concurrent clients of the gateway's throughput runs.
+    #[arg(long, default_value_t = 32)]
+    pub gateway_clients: usize,
     /// Instances of the lifecycle benchmark [default: 200; 50 with --quick].
     #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_INSTANCES")]
     pub lifecycle_instances: Option<usize>,
@@ -148,6 +158,10 @@ pub struct Config {
     pub lifecycle_step_ms: u64,
     pub lifecycle_pool: u32,
     pub lifecycle_concurrency: usize,
+    /// Requests each way in the gateway's latency runs.
+    pub gateway_samples: usize,
+    /// Clients of the gateway's throughput runs.
+    pub gateway_clients: usize,
 }
 
 impl Config {
@@ -180,6 +194,11 @@ impl Config {
             lifecycle_step_ms: a.lifecycle_step_ms.max(1),
             lifecycle_pool: a.lifecycle_pool.clamp(2, 90),
             lifecycle_concurrency: a.lifecycle_concurrency.max(1),
+            gateway_samples: a
+                .gateway_samples
+                .unwrap_or(if q { 500 } else { 3000 })
+                .max(10),
+            gateway_clients: a.gateway_clients.max(1),
         }
     }
 }
@@ -244,6 +263,7 @@ async fn run_one(bench: BenchName, admin: &PgPool, cfg: &Config) -> anyhow::Resu
         BenchName::Rebuild => Box::pin(rebuild::run(admin, cfg)).await,
         BenchName::Fanout => Box::pin(fanout::run(admin, cfg)).await,
         BenchName::Lifecycle => Box::pin(lifecycle::run(admin, cfg)).await,
+        BenchName::Gateway => Box::pin(gateway::run(admin, cfg)).await,
     }
 }
 
