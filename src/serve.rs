@@ -309,6 +309,10 @@ impl Banner {
              \x20 live:      curl -N -H \"Authorization: Bearer {auth}\" \"http://{addr}/api/events/stream?after=0\"\n\
              \x20 instance:  curl -H \"Authorization: Bearer {auth}\" -H 'Content-Type: application/json' \\\n\
              \x20              -d '{{\"model\": \"meta-llama/Llama-3.1-8B-Instruct\"}}' http://{addr}/api/instances\n\
+             \x20 API key:   inferplane keys create --name demo   (prints an sk-ip-... key; or POST /api/keys)\n\
+             \x20 OpenAI:    curl -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' \\\n\
+             \x20              -d '{{\"model\": \"meta-llama/Llama-3.1-8B-Instruct\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hi\"}}]}}' \\\n\
+             \x20              http://{addr}/v1/chat/completions   (any OpenAI SDK: base_url http://{addr}/v1)\n\
              \x20 Scaleway:  simulator at {sim_url} (faults: {sim_url}/_sim/faults)\n\
              \x20 stop:      Ctrl-C\n"
         );
