@@ -496,6 +496,45 @@ async fn rate_limits_answer_429_with_retry_after_and_revocation_is_immediate() {
     eventually(|| async { (send().await.ok()?.status() == 401).then_some(()) }).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_share_a_keys_limit_exactly_and_budgets_end_with_insufficient_quota() {
+    let (app, _fleet) = app_with_fleet(1).await;
+    let (key, _) = create_key(&app, json!({"name": "shared", "rpm_limit": 20})).await;
+    let statuses: Vec<u16> = futures::stream::iter(0..50)
+        .map(|_| {
+            let req = app
+                .client
+                .post(app.url("/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&chat(MODEL));
+            async move { req.send().await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 30);
+
+    let (budget, _) = create_key(&app, json!({"name": "budget", "budget_tokens": 10})).await;
+    let send = || {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(&budget)
+            .json(&chat(MODEL))
+            .send()
+    };
+    // One request of 8 completion tokens plus its prompt uses the budget up.
+    assert_eq!(send().await.unwrap().status(), 200);
+    let r = send().await.unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    let v = assert_openai_error(r, 429, Some("insufficient_quota")).await;
+    assert_eq!(v["error"]["type"], "insufficient_quota");
+}
+
 #[tokio::test]
 async fn a_failing_worker_is_cooled_down_and_the_request_retried_elsewhere() {
     let (app, fleet) = app_with_fleet(2).await;
