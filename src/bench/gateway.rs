@@ -30,6 +30,10 @@ use super::fresh::{FreshDb, start_server_with};
 use super::stats::{Row, drive, grouped, ms, summarize};
 
 const MODEL: &str = "bench/gateway-model";
+/// Served by an engine with vLLM-like timing and batch size (the engine-bound runs).
+const GPU_MODEL: &str = "bench/gpu-like-model";
+/// Sequences the GPU-like engine runs at once, and its timing (the mock's defaults).
+const GPU_SEQS: u32 = 16;
 
 pub async fn run(admin: &PgPool, cfg: &Config) -> anyhow::Result<Vec<Row>> {
     let db = FreshDb::create(admin, 20).await?;
@@ -38,11 +42,11 @@ pub async fn run(admin: &PgPool, cfg: &Config) -> anyhow::Result<Vec<Row>> {
     result
 }
 
-async fn ready_instance(pool: &PgPool, ip: &str) -> anyhow::Result<()> {
+async fn ready_instance(pool: &PgPool, model: &str, ip: &str) -> anyhow::Result<()> {
     let events = [
         InstanceEvent::InstanceRequested(InstanceRequested {
             model_id: Uuid::now_v7(),
-            model_repo: MODEL.into(),
+            model_repo: model.into(),
             model_required_vram_gb: 16,
             zone: "fr-par-2".into(),
             allowed_zones: vec!["fr-par-2".into()],
@@ -107,8 +111,12 @@ async fn create_key(pool: &PgPool) -> anyhow::Result<(Uuid, String)> {
 }
 
 fn body(stream: bool) -> axum::body::Bytes {
+    body_for(MODEL, stream)
+}
+
+fn body_for(model: &str, stream: bool) -> axum::body::Bytes {
     serde_json::to_vec(&json!({
-        "model": MODEL,
+        "model": model,
         "messages": [{"role": "user", "content": "measure the gateway"}],
         "max_tokens": 8,
         "stream": stream,
@@ -162,6 +170,20 @@ async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
         },
     )
     .context("starting the engine")?;
+    // A second engine on another loopback address, same port (workers share the engine port).
+    let gpu_listener = tokio::net::TcpListener::bind(("127.0.0.2", port))
+        .await
+        .context("binding 127.0.0.2 for the GPU-like engine")?;
+    let gpu_engine = MockEngine::start_on(
+        gpu_listener,
+        EngineConfig {
+            served_model_names: vec![GPU_MODEL.into()],
+            max_num_seqs: GPU_SEQS,
+            max_waiting: 4096,
+            ..EngineConfig::default()
+        },
+    )
+    .context("starting the GPU-like engine")?;
     let settings = inferplane_api::Settings {
         gateway: GatewaySettings {
             engine_port: port,
@@ -170,11 +192,12 @@ async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
         ..inferplane_api::Settings::default()
     };
     let server = start_server_with(db.pool(20).await?, settings).await?;
-    ready_instance(&db.pool, "127.0.0.1").await?;
+    ready_instance(&db.pool, MODEL, "127.0.0.1").await?;
+    ready_instance(&db.pool, GPU_MODEL, "127.0.0.2").await?;
     let (key_id, key) = create_key(&db.pool).await?;
     let gw = server.server.state.gateway.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while (gw.directory.served_models().is_empty() || gw.keys.version_of(key_id) == 0)
+    while (gw.directory.served_models().len() < 2 || gw.keys.version_of(key_id) == 0)
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -185,12 +208,60 @@ async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
         .tcp_nodelay(true)
         .pool_max_idle_per_host(1024)
         .build()?;
-    let result = run_all(cfg, &client, &direct, &via, &key).await;
+    let gpu_direct = format!("{}/v1/chat/completions", gpu_engine.base_url());
+    let mut result = run_all(cfg, &client, &direct, &via, &key).await;
+    if let Ok(rows) = result.as_mut() {
+        match engine_bound(cfg, &client, &gpu_direct, &via, &key).await {
+            Ok(more) => rows.extend(more),
+            Err(e) => result = Err(e),
+        }
+    }
     let (recorded, flushed) = gw.meter.counts();
     eprintln!("gateway: {recorded} usage records, {flushed} flushed before stop");
     server.stop().await;
     let _ = engine.shutdown().await;
+    let _ = gpu_engine.shutdown().await;
     result
+}
+
+/// Throughput when the engine is the bottleneck, as a GPU is: the mock's vLLM-like timing
+/// (50 ms to the first token, 10 ms per token, 16 tokens) and 16 sequences at once, with four
+/// times as many clients. The gateway must not lower what the engine delivers.
+async fn engine_bound(
+    cfg: &Config,
+    client: &reqwest::Client,
+    direct: &str,
+    via: &str,
+    key: &str,
+) -> anyhow::Result<Vec<Row>> {
+    let clients = GPU_SEQS as usize * 4;
+    let mut rows = Vec::new();
+    for stream in [false, true] {
+        let kind = if stream { "streaming" } else { "non-streaming" };
+        eprintln!("gateway: engine-bound throughput, {kind}, {clients} clients");
+        let rate = |url: String, key: Option<String>| {
+            let client = client.clone();
+            drive(clients, cfg.warmup, cfg.duration, move |_, _| {
+                let (client, url, key) = (client.clone(), url.clone(), key.clone());
+                async move {
+                    one(&client, &url, key.as_deref(), body_for(GPU_MODEL, stream)).await?;
+                    Ok(1)
+                }
+            })
+        };
+        let d = rate(direct.to_string(), None).await?;
+        let g = rate(via.to_string(), Some(key.to_string())).await?;
+        let ratio = g.rate() / d.rate();
+        rows.push(
+            Row::new(
+                format!("gateway throughput, GPU-like engine, {kind}"),
+                format!("{:.1} req/s", g.rate()),
+            )
+            .baseline(format!("direct {:.1} req/s", d.rate()), Some(ratio))
+            .target(">= 0.80 of direct", ratio >= 0.8),
+        );
+    }
+    Ok(rows)
 }
 
 async fn run_all(
@@ -263,20 +334,39 @@ async fn run_all(
         eprintln!("gateway: throughput, {kind}, {clients} clients");
         let rate = |url: String, key: Option<String>| {
             let client = client.clone();
-            drive(clients, cfg.warmup, cfg.duration, move |_, _| {
-                let (client, url, key) = (client.clone(), url.clone(), key.clone());
+            let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let t = times.clone();
+            let run = drive(clients, cfg.warmup, cfg.duration, move |_, _| {
+                let (client, url, key, t) = (client.clone(), url.clone(), key.clone(), t.clone());
                 async move {
-                    one(&client, &url, key.as_deref(), body(stream)).await?;
+                    let (_, total) = one(&client, &url, key.as_deref(), body(stream)).await?;
+                    t.lock().unwrap_or_else(|e| e.into_inner()).push(ns(total));
                     Ok(1)
                 }
-            })
+            });
+            async move {
+                let r = run.await?;
+                let samples = std::mem::take(&mut *times.lock().unwrap_or_else(|e| e.into_inner()));
+                anyhow::Ok((r, summarize(samples)))
+            }
         };
-        let d = rate(direct.to_string(), None).await?;
-        let g = rate(via.to_string(), Some(key.to_string())).await?;
+        let (d, d_lat) = rate(direct.to_string(), None).await?;
+        let (g, g_lat) = rate(via.to_string(), Some(key.to_string())).await?;
+        if let (Some(d), Some(g)) = (d_lat, g_lat) {
+            println!(
+                "gateway under load, {kind}: p50 {} p99 {} max {} (direct p50 {} p99 {} max {})",
+                ms(g.p50),
+                ms(g.p99),
+                ms(g.max),
+                ms(d.p50),
+                ms(d.p99),
+                ms(d.max)
+            );
+        }
         let ratio = g.rate() / d.rate();
         rows.push(
             Row::new(
-                format!("gateway throughput, {kind}"),
+                format!("gateway throughput, instant engine, {kind}"),
                 format!("{} req/s", grouped(g.rate())),
             )
             .baseline(format!("direct {} req/s", grouped(d.rate())), Some(ratio))
