@@ -10,5 +10,6 @@ pub mod instance;
 pub mod metadata;
 pub mod model;
 pub mod reconciliation;
+pub mod worker_credentials;
 
 pub use metadata::{Actor, ActorKind, DEFAULT_TENANT, EventMetadata};
