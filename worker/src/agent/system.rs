@@ -5,6 +5,7 @@ use std::path::Path;
 use super::protocol::SystemStats;
 
 /// Reads what it can; what it cannot read stays `None`.
+/// Linux only (the block counts are `u64` there).
 pub fn read(disk: &Path) -> SystemStats {
     let (load1, load5, load15) = std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -15,10 +16,10 @@ pub fn read(disk: &Path) -> SystemStats {
         .map_or((None, None), |s| parse_meminfo(&s));
     let (disk_total_bytes, disk_available_bytes) = match nix::sys::statvfs::statvfs(disk) {
         Ok(st) => {
-            let frag = u64::from(st.fragment_size());
+            let frag = st.fragment_size();
             (
-                Some(u64::from(st.blocks()) * frag),
-                Some(u64::from(st.blocks_available()) * frag),
+                Some(st.blocks() * frag),
+                Some(st.blocks_available() * frag),
             )
         }
         Err(_) => (None, None),
