@@ -4,6 +4,7 @@ pub mod instances;
 pub mod models;
 pub mod ops;
 mod respond;
+pub mod workers;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -56,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/projections", get(ops::projections))
+        .route("/workers", get(workers::list))
+        .route("/workers/{id}", get(workers::get))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
@@ -67,6 +70,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        // Worker agents authenticate with their own tokens, not the operator's.
+        .route("/api/workers/register", post(workers::register))
+        .route("/api/workers/heartbeat", post(workers::heartbeat))
         .nest("/api", api)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

@@ -18,6 +18,7 @@ mod provisioning;
 mod reconciler;
 mod terminator;
 mod watchdog;
+pub mod worker_credentials;
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use inferplane_scaleway::ScalewayClient;
 use inferplane_store::{CommandContext, CommandError, EventStore, StoredEvent};
 
 pub use bootstrap::Bootstrap;
-pub use installer::{InstallError, Installer, LocalInstaller, PhaseSink};
+pub use installer::{AgentLaunch, InstallError, Installer, LocalInstaller, PhaseSink};
 pub use provisioning::Provisioning;
 pub use reconciler::Reconciler;
 pub use terminator::Terminator;

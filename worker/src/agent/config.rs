@@ -49,7 +49,7 @@ pub struct AgentArgs {
     /// Source address of connections to the control plane (default: chosen by the system).
     #[arg(long, env = "INFERPLANE_AGENT_SOURCE_IP")]
     pub source_ip: Option<IpAddr>,
-    /// The nvidia-smi program (absent on CPU machines: no GPUs are reported).
+    /// The nvidia-smi program (absent on CPU machines: no GPUs are reported; empty: never run).
     #[arg(
         long,
         env = "INFERPLANE_AGENT_NVIDIA_SMI",
@@ -75,7 +75,8 @@ pub struct AgentConfig {
     /// `None`: the worker token lives in memory only (the demo's in-process agents).
     pub state_dir: Option<PathBuf>,
     pub source_ip: Option<IpAddr>,
-    pub nvidia_smi: String,
+    /// The nvidia-smi program; `None` reports no GPUs (simulated VMs).
+    pub nvidia_smi: Option<String>,
     /// The filesystem reported as the disk (the state dir, else `/`).
     pub disk_path: PathBuf,
 }
@@ -127,7 +128,7 @@ impl AgentArgs {
             bootstrap_token,
             state_dir: Some(self.state_dir.clone()),
             source_ip: self.source_ip,
-            nvidia_smi: self.nvidia_smi.clone(),
+            nvidia_smi: Some(self.nvidia_smi.clone()).filter(|p| !p.is_empty()),
             disk_path: self.state_dir.clone(),
         })
     }

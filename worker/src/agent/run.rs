@@ -133,7 +133,12 @@ async fn observe(shared: &Shared, http: &reqwest::Client) -> Heartbeat {
         .clamp(Duration::from_millis(500), Duration::from_secs(3));
     let (view, gpus) = tokio::join!(
         engine::observe(http, &config.engine_url, probe_timeout),
-        nvidia::query(&config.nvidia_smi, Duration::from_secs(5)),
+        async {
+            match &config.nvidia_smi {
+                Some(program) => nvidia::query(program, Duration::from_secs(5)).await,
+                None => Vec::new(),
+            }
+        },
     );
     if !view.reachable {
         shared

@@ -17,10 +17,7 @@ pub fn read(disk: &Path) -> SystemStats {
     let (disk_total_bytes, disk_available_bytes) = match nix::sys::statvfs::statvfs(disk) {
         Ok(st) => {
             let frag = st.fragment_size();
-            (
-                Some(st.blocks() * frag),
-                Some(st.blocks_available() * frag),
-            )
+            (Some(st.blocks() * frag), Some(st.blocks_available() * frag))
         }
         Err(_) => (None, None),
     };
