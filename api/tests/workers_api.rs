@@ -477,9 +477,19 @@ async fn the_agent_registers_and_reports_the_mock_engine_and_serves_its_own_endp
     assert_eq!(w["models"], json!([MODEL]));
     assert_eq!(w["agent_version"], inferplane_worker::agent::AGENT_VERSION);
     assert!(w["system"]["memory_total_bytes"].as_u64().unwrap() > 0);
-    let types = event_types(&app, id).await;
-    assert!(types.contains(&"WorkerRegistered".to_string()));
-    assert!(types.contains(&"WorkerModelsChanged".to_string()));
+    // The heartbeat writes its row first, then records the changes it shows.
+    eventually(|| async {
+        let types = event_types(&app, id).await;
+        [
+            "WorkerRegistered",
+            "WorkerHealthChanged",
+            "WorkerModelsChanged",
+        ]
+        .iter()
+        .all(|t| types.iter().any(|x| x == t))
+        .then_some(())
+    })
+    .await;
 
     let base = format!("http://{}", agent.addr());
     let get = |path: &str| reqwest::get(format!("{base}{path}"));

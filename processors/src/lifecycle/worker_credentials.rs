@@ -39,3 +39,51 @@ pub fn agent_env(
 pub fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
     env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferplane_domain::worker_credentials::verify_bootstrap_token;
+
+    #[test]
+    fn the_agent_env_carries_the_bootstrap_token_of_the_current_attempt() {
+        use cqrs_es::Aggregate;
+        use inferplane_domain::catalog::Provider;
+        use inferplane_domain::instance::{Instance, InstanceEvent, InstanceRequested, VllmMode};
+        let mut instance = Instance::default();
+        instance.apply(InstanceEvent::InstanceRequested(InstanceRequested {
+            model_id: uuid::Uuid::from_u128(1),
+            model_repo: "org/model".into(),
+            model_required_vram_gb: 4,
+            zone: "fr-par-2".into(),
+            allowed_zones: vec!["fr-par-2".into()],
+            instance_type: "L4-1-24G".into(),
+            gpu_count: 1,
+            vram_per_gpu_gb: 24,
+            hourly_price_micro_eur: 1,
+            data_volume_gb: 50,
+            vllm_mode: VllmMode::Mono,
+            provider: Provider::Scaleway,
+        }));
+        instance.apply(InstanceEvent::ReinstallRequested { attempt: 2 });
+        let inst = instance.state.unwrap();
+        let id = InstanceId::new_v7();
+        let secret = WorkerSecret::new("s3cret-s3cret-s3cret");
+        let env = agent_env(Some(&secret), Some("http://10.0.0.1:8080/"), id, &inst);
+        assert_eq!(env_value(&env, "INFERPLANE_AGENT_MODEL"), Some("org/model"));
+        assert_eq!(
+            env_value(&env, "INFERPLANE_AGENT_CONTROL_PLANE_URL"),
+            Some("http://10.0.0.1:8080")
+        );
+        let id_text = id.to_string();
+        assert_eq!(
+            env_value(&env, "INFERPLANE_AGENT_INSTANCE_ID"),
+            Some(id_text.as_str())
+        );
+        let token = env_value(&env, BOOTSTRAP_TOKEN_VAR).unwrap();
+        assert!(verify_bootstrap_token(&secret, id, 2, token));
+        assert!(!verify_bootstrap_token(&secret, id, 1, token));
+        assert!(agent_env(None, Some("http://x"), id, &inst).is_empty());
+        assert!(agent_env(Some(&secret), None, id, &inst).is_empty());
+    }
+}
