@@ -4,7 +4,7 @@
 //! |----------------|-------------------------------------------|--------------------------------------|
 //! | `provisioning` | requested, provisioning                   | volume, server, power-on, IP         |
 //! | `bootstrap`    | booting, installing, starting             | SSH/bootstrap (an [`Installer`]), readiness probes |
-//! | `watchdog`     | ready, unavailable, draining              | looks for servers stopped or deleted behind our back |
+//! | `watchdog`     | ready, unavailable, draining              | looks for servers stopped or deleted behind our back, stale worker heartbeats |
 //! | `terminator`   | terminating, failed with resources left   | power off, delete server and every volume |
 //! | `reconciler`   | every zone, periodically                  | reaps tagged orphans, records missing servers |
 //!

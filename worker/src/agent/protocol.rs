@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// `POST /api/workers/register`: the agent proves it runs on the instance's VM with the
-/// one-time bootstrap token the bootstrap put in its environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// one-time bootstrap token the bootstrap put in its environment. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub instance_id: Uuid,
@@ -17,8 +17,8 @@ pub struct RegisterRequest {
 }
 
 /// The answer to a registration: the worker token, shown once. Later calls send it as
-/// `Authorization: Bearer <worker_token>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Authorization: Bearer <worker_token>`. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterResponse {
     pub instance_id: Uuid,
     pub worker_token: String,
@@ -26,6 +26,27 @@ pub struct RegisterResponse {
     pub install_attempt: u32,
     /// Heartbeats older than this make the worker stale, in milliseconds.
     pub stale_after_ms: u64,
+}
+
+impl std::fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterRequest")
+            .field("instance_id", &self.instance_id)
+            .field("bootstrap_token", &"<redacted>")
+            .field("agent_version", &self.agent_version)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RegisterResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterResponse")
+            .field("instance_id", &self.instance_id)
+            .field("worker_token", &"<redacted>")
+            .field("install_attempt", &self.install_attempt)
+            .field("stale_after_ms", &self.stale_after_ms)
+            .finish()
+    }
 }
 
 /// What the agent says about its engine.
@@ -118,3 +139,37 @@ pub const UNKNOWN_WORKER_TOKEN: &str = "unknown-worker-token";
 
 /// Prefix of worker tokens (`wk_` + 64 hex characters), so that a leaked one is recognisable.
 pub const WORKER_TOKEN_PREFIX: &str = "wk_";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let req = RegisterRequest {
+            instance_id: Uuid::nil(),
+            bootstrap_token: "bootstrap-secret".into(),
+            agent_version: "1".into(),
+        };
+        let resp = RegisterResponse {
+            instance_id: Uuid::nil(),
+            worker_token: "wk_secret".into(),
+            install_attempt: 1,
+            stale_after_ms: 1,
+        };
+        assert!(!format!("{req:?}").contains("bootstrap-secret"));
+        assert!(!format!("{resp:?}").contains("wk_secret"));
+    }
+
+    #[test]
+    fn a_minimal_heartbeat_parses_and_statuses_use_their_wire_names() {
+        let hb: Heartbeat = serde_json::from_value(serde_json::json!({
+            "instance_id": Uuid::nil(), "status": "engine_down", "future_field": 1
+        }))
+        .unwrap();
+        assert_eq!(hb.status, WorkerStatus::EngineDown);
+        assert_eq!(hb.status.as_str(), "engine_down");
+        assert!(hb.models.is_empty() && hb.gpus.is_empty());
+        assert_eq!(hb.system, SystemStats::default());
+    }
+}
