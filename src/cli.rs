@@ -59,6 +59,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ReplayCommand,
     },
+    /// Run the worker side on a GPU VM.
+    Worker {
+        #[command(subcommand)]
+        command: crate::workers::WorkerCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +278,8 @@ pub struct ServeArgs {
     pub scaleway: crate::lifecycle::ScalewayArgs,
     #[command(flatten)]
     pub lifecycle: crate::lifecycle::LifecycleArgs,
+    #[command(flatten)]
+    pub workers: crate::workers::WorkerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -297,6 +304,8 @@ pub struct DemoArgs {
     pub engine: inferplane_worker::engine::EngineConfig,
     #[command(flatten)]
     pub lifecycle: crate::lifecycle::LifecycleArgs,
+    #[command(flatten)]
+    pub workers: crate::workers::WorkerArgs,
 }
 
 #[derive(Debug, Subcommand)]

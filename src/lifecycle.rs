@@ -131,6 +131,8 @@ impl LifecycleArgs {
             orphan_grace: Duration::from_secs(self.orphan_grace_secs),
             image: self.server_image.clone(),
             engine_port: self.engine_port,
+            // Set from the worker flags (see `workers::Workers::apply`).
+            ..LifecycleSettings::default()
         }
     }
 }

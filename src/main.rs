@@ -11,6 +11,7 @@ mod lifecycle;
 mod replay;
 mod secrets;
 mod serve;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Replay { command } => replay::run(command).await,
         Command::Sim { command } => serve::sim(command).await,
+        Command::Worker { command } => workers::run(command).await,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use inferplane_api::{OperatorToken, Settings};
-use inferplane_processors::{LifecycleSettings, LocalInstaller, RunnerSettings};
+use inferplane_processors::{AgentLaunch, LifecycleSettings, LocalInstaller, RunnerSettings};
 use inferplane_scaleway::sim::{SimHandle, Simulator};
 use tokio::net::TcpListener;
 
@@ -19,7 +19,11 @@ use crate::lifecycle;
 use crate::secrets;
 use inferplane_processors::Lifecycle;
 
-fn settings(http: &HttpArgs, engine_port: u16) -> Result<Settings, ConfigError> {
+fn settings(
+    http: &HttpArgs,
+    engine_port: u16,
+    workers: inferplane_api::WorkerSettings,
+) -> Result<Settings, ConfigError> {
     Ok(Settings {
         body_limit_bytes: http.body_limit_bytes,
         sse_keep_alive: Duration::from_secs(http.sse_keep_alive_secs.max(1)),
@@ -29,6 +33,7 @@ fn settings(http: &HttpArgs, engine_port: u16) -> Result<Settings, ConfigError> 
         run_projections: !http.no_projections,
         idempotency_ttl: Duration::from_secs(http.idempotency_ttl_hours.max(1) * 3600),
         gateway: http.gateway.settings(engine_port)?,
+        workers,
         ..Settings::default()
     })
 }
@@ -62,6 +67,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .into(),
         )
     })?;
+    let workers = args.workers.resolve(args.http.listen, None)?;
+    if workers.secret.is_none() {
+        tracing::warn!(
+            "no worker secret (INFERPLANE_WORKER_SECRET_FILE): worker agents cannot register, and ready instances become unavailable once their heartbeats are stale"
+        );
+    }
     let listener = bind(&args.http).await?;
     let db = Database::open(&args.db).await?;
     if args.migrate {
@@ -82,14 +93,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Some(cloud) => {
                 // The SSH installer is not there yet: VMs that are not on this machine fail at
                 // the bootstrap (SSH_NOT_ACCESSIBLE), and are then cleaned up.
-                let installer = Arc::new(LocalInstaller::new(
-                    args.lifecycle.engine_port,
-                    inferplane_worker::engine::EngineConfig::default(),
-                ));
+                let mut settings = args.lifecycle.settings();
+                workers.apply(&mut settings);
+                let installer = Arc::new(
+                    LocalInstaller::new(
+                        args.lifecycle.engine_port,
+                        inferplane_worker::engine::EngineConfig::default(),
+                    )
+                    .with_agents(AgentLaunch::from_settings(&settings)),
+                );
                 Some(lifecycle::lifecycle(
                     &db.pool,
                     cloud,
-                    args.lifecycle.settings(),
+                    settings,
                     installer,
                     args.scaleway.scaleway_zones.clone(),
                 ))
@@ -107,15 +123,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runner: runner_settings(&args.lifecycle),
         sim: None,
     };
-    run_until_stopped(
-        db,
-        listener,
-        &token,
-        settings(&args.http, args.lifecycle.engine_port)?,
-        None,
-        parts,
-    )
-    .await
+    let api = settings(
+        &args.http,
+        args.lifecycle.engine_port,
+        workers.api(args.lifecycle.engine_port),
+    )?;
+    run_until_stopped(db, listener, &token, api, None, parts).await
 }
 
 /// What runs beside the API in this process.
@@ -160,6 +173,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(t) => (t, false),
         None => (demo_token(&data_dir)?, true),
     };
+    let make_secret = || crate::workers::demo_secret(&data_dir);
+    let workers = args.workers.resolve(args.http.listen, Some(&make_secret))?;
     let listener = bind(&args.http).await?;
     let db = Database::open(&args.db).await?;
     db.migrate().await?;
@@ -192,14 +207,17 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .unwrap_or("fr-par-2"),
         Duration::from_secs(10),
     )?;
-    let installer = Arc::new(LocalInstaller::new(
-        args.lifecycle.engine_port,
-        args.engine.clone(),
-    ));
+    let mut lc_settings = demo_settings(&args.lifecycle);
+    workers.apply(&mut lc_settings);
+    // Every simulated VM runs a worker agent, as real ones will.
+    let installer = Arc::new(
+        LocalInstaller::new(args.lifecycle.engine_port, args.engine.clone())
+            .with_agents(AgentLaunch::from_settings(&lc_settings)),
+    );
     let lc = lifecycle::lifecycle(
         &db.pool,
         cloud,
-        demo_settings(&args.lifecycle),
+        lc_settings,
         installer,
         args.sim.zones.clone(),
     );
@@ -215,15 +233,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         runner: runner_settings(&args.lifecycle),
         sim: Some(sim),
     };
-    run_until_stopped(
-        db,
-        listener,
-        &token,
-        settings(&args.http, args.lifecycle.engine_port)?,
-        Some(banner),
-        parts,
-    )
-    .await
+    let api = settings(
+        &args.http,
+        args.lifecycle.engine_port,
+        workers.api(args.lifecycle.engine_port),
+    )?;
+    run_until_stopped(db, listener, &token, api, Some(banner), parts).await
 }
 
 /// The project id the demo's simulated account uses.
@@ -359,7 +374,7 @@ async fn run_until_stopped(
     }
 }
 
-async fn stop_signal() {
+pub async fn stop_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

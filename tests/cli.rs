@@ -162,6 +162,35 @@ fn the_demo_runs_on_its_embedded_default_and_stops_cleanly_on_ctrl_c() {
     let ip = ready["public_ip"].as_str().unwrap();
     let engine = std::net::TcpStream::connect((ip, 8000));
     assert!(engine.is_ok(), "the VM's engine answers on {ip}:8000");
+    // Its worker agent registered and heartbeats from the VM's address.
+    let worker = loop {
+        let (status, body) = http_get(port, &format!("/api/workers/{id}"), Some(token)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if status == 200 && v["status"] == "ready" {
+            break v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no heartbeat from the VM's agent: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(worker["fresh"], true);
+    assert_eq!(worker["engine_url"], format!("http://{ip}:8000"));
+    assert!(
+        std::net::TcpStream::connect((ip, 9100)).is_ok(),
+        "the VM's agent answers on {ip}:9100"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("data/worker-secret"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the generated worker secret is private"
+    );
     // An API key from the command line, then the OpenAI-compatible gateway with it.
     let created = inferplane(&dir)
         .args(["keys", "create", "--name", "cli", "--rpm", "100"])

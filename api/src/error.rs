@@ -198,7 +198,10 @@ pub fn instance_rejection(e: InstanceError) -> ApiError {
         | E::InvalidIp { .. }
         | E::InvalidHostKey
         | E::InvalidPhase { .. }
-        | E::ChunkTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        | E::ChunkTooLarge { .. }
+        | E::InvalidTokenHash
+        | E::InvalidModelName { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        E::WorkerAddressMismatch { .. } => StatusCode::FORBIDDEN,
         E::IllegalTransition { .. }
         | E::AlreadyRequested
         | E::ModelInactive { .. }
@@ -218,7 +221,11 @@ pub fn instance_rejection(e: InstanceError) -> ApiError {
         | E::CheckNotAllowed { .. }
         | E::ReadinessIncomplete { .. }
         | E::ResourcesRemain { .. }
-        | E::ReinstallNotPossible { .. } => StatusCode::CONFLICT,
+        | E::ReinstallNotPossible { .. }
+        | E::StaleInstallAttempt { .. }
+        | E::WorkerAlreadyRegistered { .. }
+        | E::NoWorker
+        | E::WorkerUnhealthy { .. } => StatusCode::CONFLICT,
     };
     let field = match &e {
         E::InvalidZone { .. } => Some("zone"),

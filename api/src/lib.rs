@@ -43,6 +43,34 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// The `/v1` gateway.
     pub gateway: inferplane_gateway::GatewaySettings,
+    /// Worker agents: registration and heartbeats.
+    pub workers: WorkerSettings,
+}
+
+/// How the control plane treats worker agents (`/api/workers/*`).
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// The secret bootstrap tokens are derived from; `None` refuses every registration (503).
+    pub secret: Option<inferplane_domain::worker_credentials::WorkerSecret>,
+    /// A worker whose last heartbeat is older than this is stale.
+    pub stale_after: Duration,
+    /// Accept a registration only from the instance's recorded public IP. Turn off only when
+    /// agents reach the control plane through NAT or a proxy that hides their address.
+    pub check_address: bool,
+    /// Port of the engine on worker VMs: the telemetry's `engine_url` is
+    /// `http://<public ip>:<engine_port>`.
+    pub engine_port: u16,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            stale_after: Duration::from_secs(30),
+            check_address: true,
+            engine_port: 8000,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -57,6 +85,7 @@ impl Default for Settings {
             run_projections: true,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             gateway: inferplane_gateway::GatewaySettings::default(),
+            workers: WorkerSettings::default(),
         }
     }
 }

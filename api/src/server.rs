@@ -99,6 +99,11 @@ pub async fn start(
     });
     tasks.spawn(report_lag(pool.clone(), stop.clone()));
     tasks.spawn(metrics_upkeep(state.metrics.clone(), stop.clone()));
+    tasks.spawn(crate::routes::workers::report_staleness(
+        pool.clone(),
+        settings.workers.stale_after,
+        stop.clone(),
+    ));
     tasks.spawn(forget_idempotency_keys(
         pool.clone(),
         settings.idempotency_ttl,
@@ -278,7 +283,7 @@ async fn serve_http(
             a = listener.accept() => a,
             _ = inferplane_projections::stopped(&mut stop) => break,
         };
-        let (tcp, _) = match accepted {
+        let (tcp, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -288,7 +293,16 @@ async fn serve_http(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer address, for the routes that check where a caller connects from (worker
+        // registration). A request-mapping layer per connection costs one extension insert.
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let mut stop = stop.clone();
         let state = state.clone();
         connections.spawn(async move {

@@ -50,7 +50,15 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     span.in_scope(|| {
-        if route != "/metrics" && route != "/healthz" {
+        // Accepted heartbeats arrive every few seconds from every worker: not worth a line each.
+        let routine = route == "/api/workers/heartbeat" && status == 200;
+        if routine {
+            tracing::debug!(
+                status,
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
+        } else if route != "/metrics" && route != "/healthz" {
             tracing::info!(
                 status,
                 elapsed_ms = elapsed.as_secs_f64() * 1000.0,

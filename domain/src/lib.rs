@@ -12,5 +12,6 @@ pub mod metadata;
 pub mod model;
 pub mod reconciliation;
 pub mod usage;
+pub mod worker_credentials;
 
 pub use metadata::{Actor, ActorKind, DEFAULT_TENANT, EventMetadata};

@@ -352,6 +352,19 @@ fn samples() -> Vec<C> {
         C::Reinstall,
         C::Drain,
         C::Archive,
+        C::RegisterWorker {
+            attempt: 1,
+            token_hash: "ab".repeat(32),
+            agent_version: "0.1.0".into(),
+            from_ip: Some(IP.into()),
+        },
+        C::RecordWorkerHealth {
+            healthy: false,
+            reason: "worker heartbeat stale for 31 s".into(),
+        },
+        C::RecordWorkerModels {
+            models: vec!["m".into()],
+        },
     ]
 }
 
@@ -413,6 +426,11 @@ fn expected(command: &C) -> [&'static str; 13] {
         C::Reinstall =>                       [NF, X,   X,   X,   X,   X,    Y,    Y,   X,    X,       X,     Y,     X],
         C::Drain =>                           [NF, X,   X,   X,   X,   X,    Y,    X,   N,    X,       X,     X,     X],
         C::Archive =>                         [NF, X,   X,   X,   X,   X,    X,    X,   X,    X,       Y,     "resources-remain", N],
+        C::RegisterWorker { .. } =>           [NF, X,   X,   X,   Y,   Y,    Y,    Y,   X,    X,       X,     X,     X],
+        C::RecordWorkerHealth { .. } | C::RecordWorkerModels { .. } => {
+            let w = "no-worker";
+                                              [NF, X,   X,   X,   w,   w,    w,    w,   w,    X,       X,     X,     X]
+        }
     }
 }
 
@@ -458,7 +476,7 @@ fn every_command_in_every_status_is_accepted_or_refused_as_the_matrix_says() {
 #[test]
 fn the_matrix_samples_every_command() {
     let names: BTreeSet<_> = samples().iter().map(C::name).collect();
-    assert_eq!(names.len(), 30, "{names:?}");
+    assert_eq!(names.len(), 33, "{names:?}");
 }
 
 #[test]

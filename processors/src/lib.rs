@@ -11,7 +11,7 @@ pub mod probes;
 pub mod runtime;
 pub mod settings;
 
-pub use lifecycle::{Installer, Lifecycle, LocalInstaller};
+pub use lifecycle::{AgentLaunch, Installer, Lifecycle, LocalInstaller};
 pub use runtime::{
     Next, Processor, ProcessorRunner, ReactionObserver, RunnerSettings, Work, backoff,
 };

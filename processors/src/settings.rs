@@ -36,6 +36,16 @@ pub struct LifecycleSettings {
     pub image: String,
     /// Port of the engine's OpenAI-compatible API on a worker VM.
     pub engine_port: u16,
+    /// A worker whose last heartbeat is older than this (or a ready instance that never had
+    /// one for that long) is stale: the watchdog makes the instance unavailable.
+    pub worker_stale_after: Duration,
+    /// The secret the agents' bootstrap tokens are derived from; without it no agent can
+    /// register (and the local installer starts none).
+    pub worker_secret: Option<inferplane_domain::worker_credentials::WorkerSecret>,
+    /// The control plane's base URL as the worker VMs reach it, given to their agents.
+    pub control_plane_url: Option<String>,
+    /// Interval between an agent's heartbeats (given to the agents the bootstrap starts).
+    pub agent_heartbeat_interval: Duration,
 }
 
 impl Default for LifecycleSettings {
@@ -54,6 +64,10 @@ impl Default for LifecycleSettings {
             orphan_grace: Duration::from_secs(600),
             image: "ubuntu_jammy_gpu_os_12".to_string(),
             engine_port: 8000,
+            worker_stale_after: Duration::from_secs(30),
+            worker_secret: None,
+            control_plane_url: None,
+            agent_heartbeat_interval: Duration::from_secs(5),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod models;
 pub mod ops;
 mod respond;
 pub mod usage;
+pub mod workers;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -68,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/projections", get(ops::projections))
+        .route("/workers", get(workers::list))
+        .route("/workers/{id}", get(workers::get))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
@@ -79,6 +82,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        // Worker agents authenticate with their own tokens, not the operator's.
+        .route("/api/workers/register", post(workers::register))
+        .route("/api/workers/heartbeat", post(workers::heartbeat))
         .nest("/api", api)
         .nest_service(
             "/v1",

@@ -108,6 +108,26 @@ pub enum InstanceCommand {
     Reinstall,
     Drain,
     Archive,
+    /// A worker agent registered for install attempt `attempt`, presenting a valid bootstrap
+    /// token (checked by the API, which derives it). `from_ip` is the address the agent
+    /// connected from, or `None` when the operator disabled the address check.
+    RegisterWorker {
+        attempt: u32,
+        /// SHA-256 (hex) of the worker token issued to the agent; the token itself is never
+        /// recorded.
+        token_hash: String,
+        agent_version: String,
+        from_ip: Option<String>,
+    },
+    /// The worker's health as its heartbeats (or their absence) show it.
+    RecordWorkerHealth {
+        healthy: bool,
+        reason: String,
+    },
+    /// The models the worker's engine serves, as its heartbeats list them.
+    RecordWorkerModels {
+        models: Vec<String>,
+    },
 }
 
 impl InstanceCommand {
@@ -144,6 +164,9 @@ impl InstanceCommand {
             Self::Reinstall => "reinstall",
             Self::Drain => "drain",
             Self::Archive => "archive",
+            Self::RegisterWorker { .. } => "register_worker",
+            Self::RecordWorkerHealth { .. } => "record_worker_health",
+            Self::RecordWorkerModels { .. } => "record_worker_models",
         }
     }
 }

@@ -93,6 +93,20 @@ pub enum InstanceError {
     },
     #[error("cannot reinstall: the instance failed while {at_status}, before SSH was reached")]
     ReinstallNotPossible { at_status: InstanceStatus },
+    #[error("invalid worker token hash: 64 lowercase hex characters (a SHA-256)")]
+    InvalidTokenHash,
+    #[error("install attempt {got} is not the current one ({current})")]
+    StaleInstallAttempt { current: u32, got: u32 },
+    #[error("a worker already registered for install attempt {attempt}")]
+    WorkerAlreadyRegistered { attempt: u32 },
+    #[error("the worker connected from {got}, but the instance's public IP is {recorded}")]
+    WorkerAddressMismatch { recorded: String, got: String },
+    #[error("no worker has registered for the current install attempt")]
+    NoWorker,
+    #[error("invalid model name {value:?}: 1 to 256 characters, at most 64 models")]
+    InvalidModelName { value: String },
+    #[error("the instance's worker is unhealthy: {reason}")]
+    WorkerUnhealthy { reason: String },
 }
 
 impl InstanceError {
@@ -134,6 +148,13 @@ impl InstanceError {
             Self::ReadinessIncomplete { .. } => "readiness-incomplete",
             Self::ResourcesRemain { .. } => "resources-remain",
             Self::ReinstallNotPossible { .. } => "reinstall-not-possible",
+            Self::InvalidTokenHash => "invalid-token-hash",
+            Self::StaleInstallAttempt { .. } => "stale-install-attempt",
+            Self::WorkerAlreadyRegistered { .. } => "worker-already-registered",
+            Self::WorkerAddressMismatch { .. } => "worker-address-mismatch",
+            Self::NoWorker => "no-worker",
+            Self::InvalidModelName { .. } => "invalid-model-name",
+            Self::WorkerUnhealthy { .. } => "worker-unhealthy",
         }
     }
 }

@@ -112,6 +112,22 @@ pub enum InstanceEvent {
     },
     DrainStarted,
     InstanceArchived,
+    /// A worker agent registered for install attempt `attempt`; `token_hash` is the SHA-256
+    /// of the worker token it was given (the token itself is never recorded).
+    WorkerRegistered {
+        attempt: u32,
+        token_hash: String,
+        agent_version: String,
+    },
+    /// The worker's health changed (heartbeats say the engine serves, or not; or they stopped).
+    WorkerHealthChanged {
+        healthy: bool,
+        reason: String,
+    },
+    /// The set of models the worker's engine serves changed (sorted, without duplicates).
+    WorkerModelsChanged {
+        models: Vec<String>,
+    },
 }
 
 /// An accepted request, with everything the catalog said about it at that moment: later
@@ -169,6 +185,9 @@ impl InstanceEvent {
             Self::ReinstallRequested { .. } => "ReinstallRequested",
             Self::DrainStarted => "DrainStarted",
             Self::InstanceArchived => "InstanceArchived",
+            Self::WorkerRegistered { .. } => "WorkerRegistered",
+            Self::WorkerHealthChanged { .. } => "WorkerHealthChanged",
+            Self::WorkerModelsChanged { .. } => "WorkerModelsChanged",
         }
     }
 
@@ -207,7 +226,10 @@ impl InstanceEvent {
             | Self::PowerOffRequested { .. }
             | Self::ServerDeleted { .. }
             | Self::VolumeDetached { .. }
-            | Self::VolumeDeleted { .. } => return None,
+            | Self::VolumeDeleted { .. }
+            | Self::WorkerRegistered { .. }
+            | Self::WorkerHealthChanged { .. }
+            | Self::WorkerModelsChanged { .. } => return None,
         })
     }
 }
@@ -357,12 +379,24 @@ mod tests {
             E::ReinstallRequested { attempt: 2 },
             E::DrainStarted,
             E::InstanceArchived,
+            E::WorkerRegistered {
+                attempt: 1,
+                token_hash: "ab".repeat(32),
+                agent_version: "0.1.0".into(),
+            },
+            E::WorkerHealthChanged {
+                healthy: false,
+                reason: "worker heartbeat stale for 31 s".into(),
+            },
+            E::WorkerModelsChanged {
+                models: vec!["m".into()],
+            },
         ]
     }
 
     #[test]
     fn every_event_round_trips_through_json_under_a_stable_type_name() {
-        const NAMES: [&str; 32] = [
+        const NAMES: [&str; 35] = [
             "InstanceRequested",
             "ProvisioningStarted",
             "ZoneChanged",
@@ -395,6 +429,9 @@ mod tests {
             "ReinstallRequested",
             "DrainStarted",
             "InstanceArchived",
+            "WorkerRegistered",
+            "WorkerHealthChanged",
+            "WorkerModelsChanged",
         ];
         let events = every_event();
         let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();

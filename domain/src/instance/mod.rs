@@ -69,7 +69,7 @@ pub use install::{
     INSTALL_PHASES, InstallProgress, LogStream, MAX_LOG_CHUNK_BYTES, PhaseRecord, PhaseStatus,
     ReadinessCheck, ReadinessRecord, is_install_phase,
 };
-pub use state::{InstanceState, ServerRecord, VolumeRecord};
+pub use state::{InstanceState, ServerRecord, VolumeRecord, WorkerRecord};
 pub use status::{InstanceStatus, UnknownStatus};
 
 use serde::{Deserialize, Serialize};

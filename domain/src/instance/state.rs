@@ -57,6 +57,27 @@ pub struct InstanceState {
     pub termination_requested: bool,
     pub terminate_reason: Option<String>,
     pub unavailable_reason: Option<String>,
+    /// The worker agent registered for the current install attempt, if any.
+    #[serde(default)]
+    pub worker: Option<WorkerRecord>,
+}
+
+/// The worker agent of the current install attempt, as its registration and the meaningful
+/// changes of its heartbeats recorded it (the gauges themselves are not events: see
+/// `worker_telemetry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    /// The install attempt it registered for.
+    pub attempt: u32,
+    /// SHA-256 (hex) of its worker token.
+    pub token_hash: String,
+    pub agent_version: String,
+    /// `None` until a heartbeat (or the watchdog) said.
+    pub healthy: Option<bool>,
+    /// Why it is (un)healthy, as last recorded.
+    pub health_reason: Option<String>,
+    /// The models its engine serves, sorted.
+    pub models: Vec<String>,
 }
 
 /// The instance's server at the provider.
@@ -116,6 +137,7 @@ impl InstanceState {
             termination_requested: false,
             terminate_reason: None,
             unavailable_reason: None,
+            worker: None,
         }
     }
 
@@ -385,9 +407,36 @@ impl InstanceState {
                 self.readiness.clear();
                 self.failure = None;
                 self.unavailable_reason = None;
+                // The new attempt gets a new agent, which registers again.
+                self.worker = None;
             }
             E::DrainStarted => self.status = S::Draining,
             E::InstanceArchived => self.status = S::Archived,
+            E::WorkerRegistered {
+                attempt,
+                token_hash,
+                agent_version,
+            } => {
+                self.worker = Some(WorkerRecord {
+                    attempt,
+                    token_hash,
+                    agent_version,
+                    healthy: None,
+                    health_reason: None,
+                    models: Vec::new(),
+                });
+            }
+            E::WorkerHealthChanged { healthy, reason } => {
+                if let Some(w) = self.worker.as_mut() {
+                    w.healthy = Some(healthy);
+                    w.health_reason = Some(reason);
+                }
+            }
+            E::WorkerModelsChanged { models } => {
+                if let Some(w) = self.worker.as_mut() {
+                    w.models = models;
+                }
+            }
         }
     }
 }

@@ -30,6 +30,8 @@ const WAKES: &[&str] = &[
     "ReadinessCheckPassed",
     "ReinstallRequested",
     "ProviderServerStopped",
+    // A worker that becomes healthy lets a refused MarkReady through.
+    "WorkerHealthChanged",
 ];
 
 pub struct Bootstrap {
@@ -232,7 +234,29 @@ impl Bootstrap {
             }
             return Ok(Next::After(self.lc.settings.readiness_probe_interval));
         }
-        self.lc.record(work, id, InstanceCommand::MarkReady).await?;
+        if let Recorded::Refused(InstanceError::WorkerUnhealthy { reason }) =
+            self.lc.record(work, id, InstanceCommand::MarkReady).await?
+        {
+            // The checks pass but the worker agent says the engine does not serve yet: wait
+            // for its heartbeats (a `WorkerHealthChanged` wakes this step), within the
+            // readiness timeout.
+            let waited = self
+                .lc
+                .time_since(id, &["InstallCompleted"])
+                .await?
+                .unwrap_or_default();
+            if waited > self.lc.settings.readiness_timeout {
+                let message = format!(
+                    "the worker agent still reports unhealthy after {} s: {reason}",
+                    waited.as_secs()
+                );
+                self.lc
+                    .fail(work, id, FailureCode::StartupTimeout, message)
+                    .await?;
+                return Ok(Next::Done);
+            }
+            return Ok(Next::After(self.lc.settings.readiness_probe_interval));
+        }
         Ok(Next::Done)
     }
 }

@@ -8,15 +8,44 @@
 //! [`LocalInstaller`] serves the simulator's VMs, whose public addresses are loopback
 //! addresses of this machine: it runs the phases locally, and its `vllm_start` phase starts a
 //! mock vLLM engine listening on the VM's address, so the readiness probes and the gateway talk
-//! to a real HTTP engine at the address the provider reported.
+//! to a real HTTP engine at the address the provider reported. Its `agent_start` phase starts
+//! a worker agent on the VM's address (port 9100 by default) that registers with the control
+//! plane over HTTP from that address, with the bootstrap token the SSH bootstrap would put in
+//! a real agent's environment ([`agent_env`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use inferplane_domain::instance::{InstanceId, InstanceState, LogStream};
+use inferplane_worker::agent::{Agent, AgentConfig, AgentHandle};
 use inferplane_worker::engine::{EngineConfig, EngineHandle, MockEngine};
 use tokio::sync::Mutex;
+
+use super::worker_credentials::{BOOTSTRAP_TOKEN_VAR, WorkerSecret, agent_env, env_value};
+use crate::settings::LifecycleSettings;
+
+/// How the local installer starts each simulated VM's worker agent.
+#[derive(Debug, Clone)]
+pub struct AgentLaunch {
+    pub control_plane_url: String,
+    pub secret: WorkerSecret,
+    pub heartbeat_interval: std::time::Duration,
+    /// Port of the agent's endpoints on the VM's address.
+    pub port: u16,
+}
+
+impl AgentLaunch {
+    /// From the lifecycle settings; `None` without a worker secret or a control plane URL.
+    pub fn from_settings(settings: &LifecycleSettings) -> Option<Self> {
+        Some(Self {
+            control_plane_url: settings.control_plane_url.clone()?,
+            secret: settings.worker_secret.clone()?,
+            heartbeat_interval: settings.agent_heartbeat_interval,
+            port: 9100,
+        })
+    }
+}
 
 /// Why a bootstrap did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +100,8 @@ pub struct LocalInstaller {
     port: u16,
     engine: EngineConfig,
     engines: Mutex<HashMap<InstanceId, EngineHandle>>,
+    agent: Option<AgentLaunch>,
+    agents: Mutex<HashMap<InstanceId, AgentHandle>>,
 }
 
 impl LocalInstaller {
@@ -81,7 +112,75 @@ impl LocalInstaller {
             port,
             engine,
             engines: Mutex::new(HashMap::new()),
+            agent: None,
+            agents: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also starts a worker agent on each VM (phase `agent_start`).
+    pub fn with_agents(mut self, launch: Option<AgentLaunch>) -> Self {
+        self.agent = launch;
+        self
+    }
+
+    /// Number of worker agents running for VMs.
+    pub async fn agents_running(&self) -> usize {
+        self.agents.lock().await.len()
+    }
+
+    /// Stops the agent of `id` at once, as if its VM had lost the agent (tests of staleness).
+    pub async fn kill_agent(&self, id: InstanceId) -> bool {
+        match self.agents.lock().await.remove(&id) {
+            Some(agent) => {
+                agent.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn start_agent(
+        &self,
+        launch: &AgentLaunch,
+        id: InstanceId,
+        inst: &InstanceState,
+        engine: SocketAddr,
+    ) -> Result<String, String> {
+        let env = agent_env(
+            Some(&launch.secret),
+            Some(&launch.control_plane_url),
+            id,
+            inst,
+        );
+        let config = AgentConfig {
+            instance_id: id.0,
+            control_plane_url: launch.control_plane_url.trim_end_matches('/').to_string(),
+            engine_url: format!("http://{engine}"),
+            model: inst.model_repo.clone(),
+            heartbeat_interval: launch.heartbeat_interval,
+            bootstrap_token: env_value(&env, BOOTSTRAP_TOKEN_VAR).map(str::to_string),
+            // The token stays in memory: the simulated VM lives as long as this process.
+            state_dir: None,
+            // Connect from the VM's address, as a real VM would: registration checks it.
+            source_ip: Some(engine.ip()),
+            nvidia_smi: None,
+            disk_path: std::path::PathBuf::from("/"),
+        };
+        let addr = SocketAddr::new(engine.ip(), launch.port);
+        let mut agents = self.agents.lock().await;
+        if let Some(old) = agents.remove(&id) {
+            old.shutdown().await;
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let handle = Agent::start_on(listener, config)
+            .map_err(|e| format!("cannot start the agent on {addr}: {e}"))?;
+        agents.insert(id, handle);
+        Ok(format!(
+            "worker agent on http://{addr} reporting to {} (install attempt {})\n",
+            launch.control_plane_url, inst.install.attempt
+        ))
     }
 
     fn address(&self, inst: &InstanceState) -> Result<SocketAddr, InstallError> {
@@ -154,6 +253,14 @@ impl Installer for LocalInstaller {
             ))
         })
         .await?;
+        if let Some(launch) = &self.agent {
+            run_phase(
+                sink,
+                "agent_start",
+                self.start_agent(launch, id, inst, addr),
+            )
+            .await?;
+        }
         run_phase(sink, "done", async {
             Ok("bootstrap complete\n".to_string())
         })
@@ -166,6 +273,9 @@ impl Installer for LocalInstaller {
     }
 
     async fn release(&self, id: InstanceId) {
+        if let Some(agent) = self.agents.lock().await.remove(&id) {
+            agent.abort();
+        }
         let engine = self.engines.lock().await.remove(&id);
         if let Some(engine) = engine {
             // The VM is gone: its engine dies with it, connections and all.

@@ -4,7 +4,7 @@
 //! |----------------|-------------------------------------------|--------------------------------------|
 //! | `provisioning` | requested, provisioning                   | volume, server, power-on, IP         |
 //! | `bootstrap`    | booting, installing, starting             | SSH/bootstrap (an [`Installer`]), readiness probes |
-//! | `watchdog`     | ready, unavailable, draining              | looks for servers stopped or deleted behind our back |
+//! | `watchdog`     | ready, unavailable, draining              | looks for servers stopped or deleted behind our back, stale worker heartbeats |
 //! | `terminator`   | terminating, failed with resources left   | power off, delete server and every volume |
 //! | `reconciler`   | every zone, periodically                  | reaps tagged orphans, records missing servers |
 //!
@@ -18,6 +18,7 @@ mod provisioning;
 mod reconciler;
 mod terminator;
 mod watchdog;
+pub mod worker_credentials;
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use inferplane_scaleway::ScalewayClient;
 use inferplane_store::{CommandContext, CommandError, EventStore, StoredEvent};
 
 pub use bootstrap::Bootstrap;
-pub use installer::{InstallError, Installer, LocalInstaller, PhaseSink};
+pub use installer::{AgentLaunch, InstallError, Installer, LocalInstaller, PhaseSink};
 pub use provisioning::Provisioning;
 pub use reconciler::Reconciler;
 pub use terminator::Terminator;

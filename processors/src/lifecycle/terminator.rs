@@ -244,6 +244,12 @@ impl Terminator {
                 .await?;
         }
         self.lc.installer.release(id).await;
+        // The VM is gone: so is its worker's telemetry (heartbeats were refused since the
+        // termination was requested).
+        sqlx::query("delete from worker_telemetry where instance_id = $1")
+            .bind(id.0)
+            .execute(self.lc.store.pool())
+            .await?;
         Ok(Next::Done)
     }
 

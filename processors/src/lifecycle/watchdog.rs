@@ -6,10 +6,17 @@
 //! instance becomes unavailable); a ready instance whose engine stops answering is marked
 //! unavailable, and an unavailable one whose server runs and whose engine answers again is
 //! marked ready.
+//!
+//! Worker heartbeats count too: a ready instance whose worker's last heartbeat is older than
+//! the stale window (or that has been ready that long without any heartbeat of its current
+//! install attempt) is recorded unhealthy and unavailable, with the age in the reason; when
+//! fresh heartbeats say the engine serves again, it is recorded healthy and ready.
 
 use std::sync::Arc;
 
-use inferplane_domain::instance::{InstanceCommand, InstanceStatus, ReadinessCheck};
+use inferplane_domain::instance::{
+    InstanceCommand, InstanceId, InstanceState, InstanceStatus, ReadinessCheck,
+};
 use inferplane_scaleway::ServerState;
 use inferplane_store::StoredEvent;
 
@@ -22,7 +29,19 @@ const WAKES: &[&str] = &[
     "InstanceUnavailable",
     "DrainStarted",
     "ProviderServerStopped",
+    // Heartbeats resumed (or stopped saying the engine serves): act now, not at the interval.
+    "WorkerHealthChanged",
 ];
+
+/// What the heartbeats say about an instance's worker.
+enum Heartbeats {
+    /// A heartbeat of the current install attempt within the window, with the agent's status.
+    Fresh { ready: bool },
+    /// Too old, or none for too long: the reason to record.
+    Stale(String),
+    /// None yet, but the instance has not been ready for a whole window.
+    NotYet,
+}
 
 pub struct Watchdog {
     lc: Arc<Lifecycle>,
@@ -62,7 +81,14 @@ impl Processor for Watchdog {
         let Some(server) = inst.live_server().cloned() else {
             return Ok(Next::Done);
         };
-        let again = Next::After(self.lc.settings.watchdog_interval);
+        // Often enough to notice a stale worker within about half a window.
+        let again = Next::After(
+            self.lc
+                .settings
+                .watchdog_interval
+                .min(self.lc.settings.worker_stale_after / 2)
+                .max(std::time::Duration::from_millis(10)),
+        );
         let s = match self
             .lc
             .cloud
@@ -94,14 +120,45 @@ impl Processor for Watchdog {
                     return Ok(again);
                 };
                 let health = self.probes.engine_http_ok(&base).await;
-                match (inst.status, health.ok) {
-                    (InstanceStatus::Ready, false) => {
+                let beats = self.heartbeats(id, &inst).await?;
+                match (inst.status, health.ok, beats) {
+                    (InstanceStatus::Ready, false, _) => {
                         let cmd = InstanceCommand::MarkUnavailable {
                             reason: format!("engine health check failed: {}", health.detail),
                         };
                         self.lc.record(work, id, cmd).await?;
                     }
-                    (InstanceStatus::Unavailable, true) => {
+                    (InstanceStatus::Ready, true, Heartbeats::Stale(reason)) => {
+                        tracing::warn!(instance = %id, %reason, "worker stale");
+                        if inst.worker.is_some() {
+                            let cmd = InstanceCommand::RecordWorkerHealth {
+                                healthy: false,
+                                reason: reason.clone(),
+                            };
+                            self.lc.record(work, id, cmd).await?;
+                        }
+                        self.lc
+                            .record(work, id, InstanceCommand::MarkUnavailable { reason })
+                            .await?;
+                    }
+                    (
+                        InstanceStatus::Unavailable,
+                        true,
+                        beats @ (Heartbeats::Fresh { ready: true } | Heartbeats::NotYet),
+                    ) => {
+                        let fresh = matches!(beats, Heartbeats::Fresh { .. });
+                        if fresh
+                            && inst
+                                .worker
+                                .as_ref()
+                                .is_some_and(|w| w.healthy != Some(true))
+                        {
+                            let cmd = InstanceCommand::RecordWorkerHealth {
+                                healthy: true,
+                                reason: "fresh heartbeats: the engine serves the model".into(),
+                            };
+                            self.lc.record(work, id, cmd).await?;
+                        }
                         // Back to ready takes a fresh passing health check on record.
                         let cmd = InstanceCommand::RecordReadinessCheck {
                             check: ReadinessCheck::HealthCheck,
@@ -118,5 +175,53 @@ impl Processor for Watchdog {
             }
             _ => Ok(again),
         }
+    }
+}
+
+impl Watchdog {
+    /// The freshness of the instance's worker, from `worker_telemetry` and the history.
+    async fn heartbeats(&self, id: InstanceId, inst: &InstanceState) -> anyhow::Result<Heartbeats> {
+        let window = self.lc.settings.worker_stale_after;
+        let row: Option<(f64, String, i32)> = sqlx::query_as(
+            "select extract(epoch from now() - last_heartbeat_at)::float8, status, install_attempt
+               from worker_telemetry where instance_id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(self.lc.store.pool())
+        .await?;
+        let current = row.filter(|(_, _, attempt)| *attempt as u32 == inst.install.attempt);
+        if let Some((age, status, _)) = current {
+            let age = std::time::Duration::from_secs_f64(age.max(0.0));
+            return Ok(if age > window {
+                Heartbeats::Stale(format!("worker heartbeat stale for {} s", age.as_secs()))
+            } else {
+                Heartbeats::Fresh {
+                    ready: status == "ready",
+                }
+            });
+        }
+        // No heartbeat of this install attempt: stale once it has been serving for a whole
+        // window, counted from its first `InstanceReady` of the attempt (so that going
+        // unavailable and back does not restart the count).
+        let ready_for: Option<f64> = sqlx::query_scalar(
+            "select extract(epoch from now() - min(recorded_at))::float8 from events
+              where aggregate_type = 'instance' and aggregate_id = $1
+                and event_type = 'InstanceReady'
+                and sequence > coalesce((select max(sequence) from events
+                      where aggregate_type = 'instance' and aggregate_id = $1
+                        and event_type = 'ReinstallRequested'), 0)",
+        )
+        .bind(id.to_string())
+        .fetch_one(self.lc.store.pool())
+        .await?;
+        let ready_for = std::time::Duration::from_secs_f64(ready_for.unwrap_or(0.0).max(0.0));
+        Ok(if ready_for > window {
+            Heartbeats::Stale(format!(
+                "no worker heartbeat in {} s since the instance became ready",
+                ready_for.as_secs()
+            ))
+        } else {
+            Heartbeats::NotYet
+        })
     }
 }

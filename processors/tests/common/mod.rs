@@ -71,6 +71,11 @@ pub fn settings() -> LifecycleSettings {
         orphan_grace: Duration::from_secs(0),
         image: "ubuntu_jammy_gpu_os_12".into(),
         engine_port: 8000,
+        // No agents run here (no control plane): a long window keeps ready instances ready.
+        worker_stale_after: Duration::from_secs(3600),
+        worker_secret: None,
+        control_plane_url: None,
+        agent_heartbeat_interval: Duration::from_secs(5),
     }
 }
 

@@ -298,6 +298,18 @@ pub fn summary(event: &InstanceEvent) -> String {
             Some(r) => format!("from {from_status}: {r}"),
             None => format!("from {from_status}"),
         },
+        E::WorkerRegistered {
+            attempt,
+            agent_version,
+            ..
+        } => format!("attempt {attempt}, agent {agent_version}"),
+        E::WorkerHealthChanged { healthy, reason } => {
+            format!(
+                "{}: {reason}",
+                if *healthy { "healthy" } else { "unhealthy" }
+            )
+        }
+        E::WorkerModelsChanged { models } => models.join(", "),
         E::SshAccessible
         | E::InstallCompleted
         | E::InstanceReady

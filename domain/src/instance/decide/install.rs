@@ -197,12 +197,20 @@ pub(super) fn readiness_check(
     }])
 }
 
-/// Ready means: the latest health check passed and no check's latest outcome is a failure.
+/// Ready means: the latest health check passed, no check's latest outcome is a failure, and
+/// the worker agent, if one registered, is not recorded unhealthy.
 pub(super) fn mark_ready(cx: &Ctx<'_>) -> Decision {
     if cx.is(S::Ready) {
         return nothing();
     }
     cx.require(&[S::Starting, S::Unavailable])?;
+    if let Some(w) = &cx.s.worker
+        && w.healthy == Some(false)
+    {
+        return Err(InstanceError::WorkerUnhealthy {
+            reason: w.health_reason.clone().unwrap_or_default(),
+        });
+    }
     for check in ReadinessCheck::ALL {
         let passed = match cx.s.readiness_of(check) {
             Some(r) => r.ok,

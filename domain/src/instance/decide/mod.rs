@@ -8,6 +8,7 @@ mod install;
 mod lifecycle;
 mod provisioning;
 mod request;
+mod worker;
 
 use super::{
     Instance, InstanceCommand, InstanceError, InstanceEvent, InstanceState, InstanceStatus,
@@ -99,6 +100,20 @@ pub fn decide(
         C::ConfirmTerminated => lifecycle::confirm_terminated(&cx),
         C::Drain => lifecycle::drain(&cx),
         C::Archive => lifecycle::archive(&cx),
+        C::RegisterWorker {
+            attempt,
+            token_hash,
+            agent_version,
+            from_ip,
+        } => worker::register(
+            &cx,
+            attempt,
+            &token_hash,
+            &agent_version,
+            from_ip.as_deref(),
+        ),
+        C::RecordWorkerHealth { healthy, reason } => worker::health(&cx, healthy, &reason),
+        C::RecordWorkerModels { models } => worker::models(&cx, models),
     }
 }
 
