@@ -113,10 +113,15 @@ pub struct LifecycleArgs {
     /// Port of the engine's OpenAI-compatible API on worker VMs.
     #[arg(long, env = "INFERPLANE_ENGINE_PORT", default_value_t = 8000)]
     pub engine_port: u16,
+    /// Base URL at which worker agents on the VMs reach this control plane [default:
+    /// http://<listen address>].
+    #[arg(long, env = "INFERPLANE_CONTROL_PLANE_URL")]
+    pub control_plane_url: Option<String>,
 }
 
 impl LifecycleArgs {
-    pub fn settings(&self) -> LifecycleSettings {
+    /// The settings of a process listening on `listen` (the default control-plane URL).
+    pub fn settings(&self, listen: std::net::SocketAddr) -> LifecycleSettings {
         LifecycleSettings {
             provider_poll_interval: Duration::from_millis(self.provider_poll_ms.max(10)),
             provisioning_timeout: Duration::from_secs(self.provisioning_timeout_secs.max(1)),
@@ -131,6 +136,11 @@ impl LifecycleArgs {
             orphan_grace: Duration::from_secs(self.orphan_grace_secs),
             image: self.server_image.clone(),
             engine_port: self.engine_port,
+            control_plane_url: self
+                .control_plane_url
+                .clone()
+                .filter(|u| !u.trim().is_empty())
+                .unwrap_or_else(|| format!("http://{listen}")),
         }
     }
 }

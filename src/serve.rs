@@ -88,7 +88,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 Some(lifecycle::lifecycle(
                     &db.pool,
                     cloud,
-                    args.lifecycle.settings(),
+                    args.lifecycle.settings(args.http.listen),
                     installer,
                     args.scaleway.scaleway_zones.clone(),
                 ))
@@ -190,7 +190,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let lc = lifecycle::lifecycle(
         &db.pool,
         cloud,
-        demo_settings(&args.lifecycle),
+        demo_settings(&args.lifecycle, listener.local_addr()?),
         installer,
         args.sim.zones.clone(),
     );
@@ -221,8 +221,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 const DEMO_PROJECT: &str = "00000000-0000-4000-8000-00000000de70";
 
 /// The demo compresses the lifecycle's intervals so that an instance is ready in seconds.
-fn demo_settings(args: &crate::lifecycle::LifecycleArgs) -> LifecycleSettings {
-    let mut s = args.settings();
+fn demo_settings(
+    args: &crate::lifecycle::LifecycleArgs,
+    listen: std::net::SocketAddr,
+) -> LifecycleSettings {
+    let mut s = args.settings(listen);
     s.provider_poll_interval = s.provider_poll_interval.min(Duration::from_millis(250));
     s.readiness_probe_interval = s.readiness_probe_interval.min(Duration::from_millis(250));
     s.watchdog_interval = s.watchdog_interval.min(Duration::from_secs(5));

@@ -36,6 +36,8 @@ pub struct LifecycleSettings {
     pub image: String,
     /// Port of the engine's OpenAI-compatible API on a worker VM.
     pub engine_port: u16,
+    /// Base URL at which worker agents reach this control plane (given to each VM's agent).
+    pub control_plane_url: String,
 }
 
 impl Default for LifecycleSettings {
@@ -54,6 +56,7 @@ impl Default for LifecycleSettings {
             orphan_grace: Duration::from_secs(600),
             image: "ubuntu_jammy_gpu_os_12".to_string(),
             engine_port: 8000,
+            control_plane_url: "http://127.0.0.1:8080".to_string(),
         }
     }
 }

@@ -18,7 +18,7 @@ use inferplane_domain::instance::{
 };
 use inferplane_store::StoredEvent;
 
-use super::installer::{InstallError, PhaseSink};
+use super::installer::{InstallContext, InstallError, PhaseSink};
 use super::{InstanceSteps, Lifecycle, Recorded, drive, instance_event};
 use crate::probes::{ProbeResult, Probes};
 use crate::runtime::{Next, Processor, Work};
@@ -135,8 +135,13 @@ impl Bootstrap {
             work,
             id,
         };
-        let budget = self.lc.settings.bootstrap_timeout;
-        match tokio::time::timeout(budget, self.lc.installer.install(id, inst, &sink)).await {
+        let ctx = install_context(&self.lc.settings, id, inst);
+        let budget = ctx.timeout;
+        // The installer fails the running phase when the budget runs out; this is the backstop
+        // for an installer that does not return.
+        let backstop = budget + BACKSTOP_GRACE;
+        let run = self.lc.installer.install(id, inst, &ctx, &sink);
+        match tokio::time::timeout(backstop, run).await {
             Ok(Ok(())) => {
                 self.lc
                     .record(work, id, InstanceCommand::RecordInstallCompleted)
@@ -147,6 +152,11 @@ impl Bootstrap {
                 let message = format!("phase {phase} failed: {message}");
                 self.lc
                     .fail(work, id, FailureCode::InstallFailed, message)
+                    .await?;
+            }
+            Ok(Err(e @ InstallError::HostKeyChanged { .. })) => {
+                self.lc
+                    .fail(work, id, FailureCode::SshHostKeyChanged, e.to_string())
                     .await?;
             }
             Ok(Err(InstallError::Unreachable(reason))) => {
@@ -237,6 +247,32 @@ impl Bootstrap {
     }
 }
 
+/// How long past the bootstrap budget the processor waits for an installer that does not
+/// return by itself.
+const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What the bootstrap hands to the installer: the worker agent's environment (its contract
+/// with the agent, see `docs/architecture.md`) and the time budget.
+fn install_context(
+    settings: &crate::settings::LifecycleSettings,
+    id: InstanceId,
+    inst: &InstanceState,
+) -> InstallContext {
+    let engine = format!("http://127.0.0.1:{}", settings.engine_port);
+    InstallContext {
+        agent_env: vec![
+            ("INFERPLANE_AGENT_INSTANCE_ID".into(), id.to_string()),
+            (
+                "INFERPLANE_AGENT_CONTROL_PLANE_URL".into(),
+                settings.control_plane_url.clone(),
+            ),
+            ("INFERPLANE_AGENT_ENGINE_URL".into(), engine),
+            ("INFERPLANE_AGENT_MODEL".into(), inst.model_repo.clone()),
+        ],
+        timeout: settings.bootstrap_timeout,
+    }
+}
+
 /// Records each phase on the instance as it happens.
 struct RecordingSink<'a> {
     lc: &'a Lifecycle,
@@ -266,6 +302,7 @@ impl PhaseSink for RecordingSink<'_> {
     }
 
     async fn completed(&self, phase: &str, duration_ms: u64, exit_code: i32) -> anyhow::Result<()> {
+        observe_phase(phase, "completed", duration_ms);
         let cmd = InstanceCommand::RecordPhaseCompleted {
             name: phase.to_string(),
             duration_ms,
@@ -281,6 +318,7 @@ impl PhaseSink for RecordingSink<'_> {
         exit_code: Option<i32>,
         message: &str,
     ) -> anyhow::Result<()> {
+        observe_phase(phase, "failed", duration_ms);
         let cmd = InstanceCommand::RecordPhaseFailed {
             name: phase.to_string(),
             duration_ms,
@@ -289,6 +327,17 @@ impl PhaseSink for RecordingSink<'_> {
         };
         self.lc.record(self.work, self.id, cmd).await.map(|_| ())
     }
+}
+
+/// The bootstrap phase durations histogram (phase names are the fixed
+/// [`INSTALL_PHASES`](inferplane_domain::instance::INSTALL_PHASES), so labels stay bounded).
+fn observe_phase(phase: &str, outcome: &'static str, duration_ms: u64) {
+    metrics::histogram!(
+        "inferplane_bootstrap_phase_duration_seconds",
+        "phase" => phase.to_string(),
+        "outcome" => outcome
+    )
+    .record(duration_ms as f64 / 1000.0);
 }
 
 /// Splits `text` into pieces of at most `max` bytes on character boundaries.

@@ -28,7 +28,7 @@ use inferplane_scaleway::ScalewayClient;
 use inferplane_store::{CommandContext, CommandError, EventStore, StoredEvent};
 
 pub use bootstrap::Bootstrap;
-pub use installer::{InstallError, Installer, LocalInstaller, PhaseSink};
+pub use installer::{InstallContext, InstallError, Installer, LocalInstaller, PhaseSink};
 pub use provisioning::Provisioning;
 pub use reconciler::Reconciler;
 pub use terminator::Terminator;

@@ -71,6 +71,7 @@ pub fn settings() -> LifecycleSettings {
         orphan_grace: Duration::from_secs(0),
         image: "ubuntu_jammy_gpu_os_12".into(),
         engine_port: 8000,
+        control_plane_url: "http://127.0.0.1:8080".into(),
     }
 }
 
