@@ -11,7 +11,9 @@ pub mod probes;
 pub mod runtime;
 pub mod settings;
 
-pub use lifecycle::{Installer, Lifecycle, LocalInstaller};
+pub use lifecycle::{
+    InstallContext, Installer, Lifecycle, LocalInstaller, SshConfig, SshInstaller,
+};
 pub use runtime::{
     Next, Processor, ProcessorRunner, ReactionObserver, RunnerSettings, Work, backoff,
 };

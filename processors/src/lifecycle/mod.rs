@@ -16,6 +16,7 @@ mod bootstrap;
 mod installer;
 mod provisioning;
 mod reconciler;
+pub mod ssh;
 mod terminator;
 mod watchdog;
 
@@ -31,6 +32,7 @@ pub use bootstrap::Bootstrap;
 pub use installer::{InstallContext, InstallError, Installer, LocalInstaller, PhaseSink};
 pub use provisioning::Provisioning;
 pub use reconciler::Reconciler;
+pub use ssh::{ScriptFlavour, SshConfig, SshInstaller};
 pub use terminator::Terminator;
 pub use watchdog::Watchdog;
 

@@ -1,0 +1,482 @@
+//! Bootstraps real VMs over SSH (see `docs/architecture.md`, "Bootstrap over SSH").
+//!
+//! `reachable` logs in and returns the SHA-256 fingerprint of the VM's host key, which the
+//! instance pins. `install` refuses a VM whose key is not the pinned one, then, in phase
+//! `start`: writes the agent's environment and the HF token to root-only files (through
+//! standard input, never in a command line), writes the rendered script, uploads the agent
+//! binary over SFTP; then runs the script as its own process group, reading `::phase::NAME`
+//! markers and output as they stream in. A phase running past its timeout, the whole budget
+//! running out, a non-zero exit or a dropped connection fail the running phase.
+
+mod phases;
+mod script;
+mod session;
+mod stream;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use inferplane_domain::instance::{InstanceId, InstanceState, LogStream};
+use tokio::sync::mpsc;
+
+pub use script::{
+    MAX_MULTI_GPUS, RemoteLayout, RenderError, ScriptFlavour, ScriptParams, render, shell_quote,
+};
+pub use session::{HostKey, Session, SessionError, SshAccess, fingerprint, host_key};
+pub use stream::{LineSplitter, LogBuffer, Output, REDACTED, Redactor};
+
+use self::phases::PhaseRun;
+use super::installer::{InstallContext, InstallError, Installer, PhaseSink};
+
+/// A secret string: `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// Everything the SSH installer needs (each is a flag of `serve` and `demo`).
+#[derive(Debug, Clone)]
+pub struct SshConfig {
+    pub access: SshAccess,
+    /// SSH port of the VMs.
+    pub port: u16,
+    /// Connect here instead of `<public IP>:<port>` (development and tests: a local sshd).
+    pub target_override: Option<SocketAddr>,
+    /// One phase may run this long; then it fails.
+    pub phase_timeout: Duration,
+    /// The worker agent binary uploaded to each VM.
+    pub agent_binary: PathBuf,
+    /// The Hugging Face token given to vLLM (a root-only file on the VM).
+    pub hf_token: Option<Secret>,
+    pub flavour: ScriptFlavour,
+    pub layout: RemoteLayout,
+    pub vllm_image: String,
+    pub haproxy_image: String,
+    /// Port of the engine (vLLM, or HAProxy in multi mode) on the VM.
+    pub engine_port: u16,
+    /// Header multi mode's HAProxy keeps sessions sticky on.
+    pub session_header: String,
+    /// Output is recorded at least this often while a phase runs.
+    pub log_flush_interval: Duration,
+    /// And in chunks of at most this many bytes.
+    pub log_chunk_bytes: usize,
+}
+
+impl SshConfig {
+    /// The defaults, with the given key and agent binary.
+    pub fn new(key_file: PathBuf, agent_binary: PathBuf) -> Self {
+        Self {
+            access: SshAccess {
+                user: "root".into(),
+                key_file,
+                connect_timeout: Duration::from_secs(10),
+            },
+            port: 22,
+            target_override: None,
+            phase_timeout: Duration::from_secs(600),
+            agent_binary,
+            hf_token: None,
+            flavour: ScriptFlavour::Vllm,
+            layout: RemoteLayout::default(),
+            vllm_image: DEFAULT_VLLM_IMAGE.into(),
+            haproxy_image: DEFAULT_HAPROXY_IMAGE.into(),
+            engine_port: 8000,
+            session_header: "X-Session-Id".into(),
+            log_flush_interval: Duration::from_millis(500),
+            log_chunk_bytes: 4096,
+        }
+    }
+}
+
+/// The vLLM image, pinned (a new tag is a deliberate change).
+pub const DEFAULT_VLLM_IMAGE: &str = "vllm/vllm-openai:v0.11.0";
+/// The HAProxy image of multi mode, pinned.
+pub const DEFAULT_HAPROXY_IMAGE: &str = "haproxy:3.2";
+
+/// Agent environment entries whose values are redacted from the output like the HF token.
+fn is_secret_name(name: &str) -> bool {
+    ["_TOKEN", "_SECRET", "_KEY", "_PASSWORD"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// Bootstraps VMs over SSH.
+#[derive(Debug)]
+pub struct SshInstaller {
+    config: SshConfig,
+}
+
+impl SshInstaller {
+    /// Checks what can be checked before any VM exists: the key and the agent binary are
+    /// readable, the key is a private key without passphrase.
+    pub fn new(config: SshConfig) -> Result<Self, String> {
+        russh::keys::load_secret_key(&config.access.key_file, None).map_err(|e| {
+            format!(
+                "the SSH key file {} cannot be used (an OpenSSH private key without passphrase is needed): {e}",
+                config.access.key_file.display()
+            )
+        })?;
+        std::fs::File::open(&config.agent_binary).map_err(|e| {
+            format!(
+                "the agent binary {} cannot be read: {e}",
+                config.agent_binary.display()
+            )
+        })?;
+        Ok(Self { config })
+    }
+
+    pub fn config(&self) -> &SshConfig {
+        &self.config
+    }
+
+    fn target(&self, inst: &InstanceState) -> Result<SocketAddr, InstallError> {
+        if let Some(addr) = self.config.target_override {
+            return Ok(addr);
+        }
+        let ip: IpAddr = inst
+            .public_ip
+            .as_deref()
+            .ok_or_else(|| InstallError::Unreachable("no public IP recorded".into()))?
+            .parse()
+            .map_err(|_| InstallError::Unreachable("the public IP is not an address".into()))?;
+        Ok(SocketAddr::new(ip, self.config.port))
+    }
+
+    fn redactor(&self, ctx: &InstallContext) -> Redactor {
+        let token = self.config.hf_token.iter().map(|t| t.expose().to_string());
+        let env = ctx
+            .agent_env
+            .iter()
+            .filter(|(k, _)| is_secret_name(k))
+            .map(|(_, v)| v.clone());
+        Redactor::new(token.chain(env))
+    }
+
+    /// Phase `start`, before the script: secrets, the script and the agent binary on the VM.
+    async fn prepare(
+        &self,
+        session: &Session,
+        inst: &InstanceState,
+        ctx: &InstallContext,
+        run: &mut PhaseRun<'_>,
+    ) -> Result<(), String> {
+        let layout = &self.config.layout;
+        let (sha, size) = sha256_file(self.config.agent_binary.clone()).await?;
+        let params = ScriptParams {
+            model: inst.model_repo.clone(),
+            gpu_count: inst.gpu_count,
+            mode: inst.vllm_mode,
+            vllm_image: self.config.vllm_image.clone(),
+            haproxy_image: self.config.haproxy_image.clone(),
+            engine_port: self.config.engine_port,
+            session_header: self.config.session_header.clone(),
+            layout: layout.clone(),
+            agent_sha256: sha.clone(),
+        };
+        let script =
+            render(&self.config.flavour, &params).map_err(|e| format!("bootstrap script: {e}"))?;
+        let env = agent_env_file(&ctx.agent_env)?;
+        let hf = match &self.config.hf_token {
+            Some(t) => format!("HF_TOKEN={0}\nHUGGING_FACE_HUB_TOKEN={0}\n", t.expose()),
+            None => String::new(),
+        };
+        let write = |path: String, mode: u32, content: Vec<u8>| async move {
+            session
+                .write_file(&path, mode, &content)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        write(layout.agent_env_file(), 0o600, env.into_bytes()).await?;
+        write(layout.hf_env_file(), 0o600, hf.into_bytes()).await?;
+        write(layout.script_file(), 0o700, script.into_bytes()).await?;
+        let _ = run
+            .text(
+                LogStream::Stdout,
+                &format!(
+                    "wrote {} ({} entries) and {} (mode 0600), and the bootstrap script\n",
+                    layout.agent_env_file(),
+                    ctx.agent_env.len(),
+                    layout.hf_env_file()
+                ),
+            )
+            .await;
+        session
+            .upload(&self.config.agent_binary, &layout.agent_staged())
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = run
+            .text(
+                LogStream::Stdout,
+                &format!(
+                    "uploaded the agent binary over SFTP ({size} bytes, sha256 {sha}) to {}\n",
+                    layout.agent_staged()
+                ),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Runs the script, turning its streamed output into phases.
+    async fn execute(
+        &self,
+        session: &Session,
+        run: &mut PhaseRun<'_>,
+        redactor: Redactor,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<(), InstallError> {
+        let layout = &self.config.layout;
+        let command = format!("setsid -w bash {}", shell_quote(&layout.script_file()));
+        let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
+        let (err_tx, mut err_rx) = mpsc::channel::<Vec<u8>>(64);
+        let mut stdout = LineSplitter::new(LogStream::Stdout, redactor.clone());
+        let mut stderr = LineSplitter::new(LogStream::Stderr, redactor);
+        let interval = self.config.log_flush_interval;
+        let exec = session.stream(&command, out_tx, err_tx);
+        tokio::pin!(exec);
+        let mut tick = tokio::time::interval(interval.min(Duration::from_millis(250)));
+        let status = loop {
+            tokio::select! {
+                status = &mut exec => break status,
+                Some(bytes) = out_rx.recv() => apply(run, stdout.push(&bytes)).await?,
+                Some(bytes) = err_rx.recv() => apply(run, stderr.push(&bytes)).await?,
+                _ = tick.tick() => {
+                    let partial: Vec<Output> =
+                        stdout.flush_partial().into_iter().chain(stderr.flush_partial()).collect();
+                    apply(run, partial).await?;
+                    run.flush(interval, false).await?;
+                    let timed_out = if Instant::now() >= deadline {
+                        Some(format!("the bootstrap did not finish within {} s", budget.as_secs()))
+                    } else if run.elapsed() >= self.config.phase_timeout {
+                        Some(format!("timed out after {} s", self.config.phase_timeout.as_secs()))
+                    } else {
+                        None
+                    };
+                    if let Some(message) = timed_out {
+                        let error = run.fail(None, &message).await;
+                        self.stop_script(session).await;
+                        return Err(error);
+                    }
+                }
+            }
+        };
+        while let Some(bytes) = out_rx.recv().await {
+            apply(run, stdout.push(&bytes)).await?;
+        }
+        while let Some(bytes) = err_rx.recv().await {
+            apply(run, stderr.push(&bytes)).await?;
+        }
+        apply(
+            run,
+            stdout.finish().into_iter().chain(stderr.finish()).collect(),
+        )
+        .await?;
+        match status {
+            Ok(0) if run.current() == Some("done") => run.complete(0).await,
+            Ok(0) => {
+                let phase = run.current().unwrap_or("start").to_string();
+                let message = format!("the script ended in phase {phase} without reaching done");
+                Err(run.fail(Some(0), &message).await)
+            }
+            Ok(code) => {
+                let message = format!("exit status {code}{}", run.stderr_hint());
+                Err(run.fail(Some(code as i32), &message).await)
+            }
+            Err(e) => {
+                let message = format!("the SSH connection was lost: {e}");
+                Err(run.fail(None, &message).await)
+            }
+        }
+    }
+
+    /// Stops a script that outlived its timeout: its whole process group (best effort, the
+    /// next run stops a leftover too).
+    async fn stop_script(&self, session: &Session) {
+        let pid_file = shell_quote(&self.config.layout.pid_file());
+        let command = format!("pid=$(cat {pid_file}) && kill -TERM -- -\"$pid\"");
+        let _ = tokio::time::timeout(Duration::from_secs(5), session.run(&command)).await;
+    }
+}
+
+async fn apply(run: &mut PhaseRun<'_>, outputs: Vec<Output>) -> Result<(), InstallError> {
+    for output in outputs {
+        match output {
+            Output::Marker(name) => run.enter(&name).await?,
+            Output::Text(stream, text) => run.text(stream, &text).await?,
+        }
+    }
+    Ok(())
+}
+
+/// The agent's environment file: `NAME=value` lines, verbatim.
+fn agent_env_file(entries: &[(String, String)]) -> Result<String, String> {
+    let mut out = String::new();
+    for (name, value) in entries {
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name {
+            return Err(format!("invalid agent environment name {name:?}"));
+        }
+        if value.contains(['\n', '\r', '\0']) {
+            return Err(format!(
+                "the agent environment value of {name} holds a line break"
+            ));
+        }
+        out.push_str(&format!("{name}={value}\n"));
+    }
+    Ok(out)
+}
+
+/// SHA-256 (hex) and size of a local file, read off the async runtime.
+async fn sha256_file(path: PathBuf) -> Result<(String, u64), String> {
+    tokio::task::spawn_blocking(move || {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut file = std::fs::File::open(&path)
+            .map_err(|e| format!("reading the agent binary {}: {e}", path.display()))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| format!("reading the agent binary {}: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        Ok((hex::encode(hasher.finalize()), size))
+    })
+    .await
+    .map_err(|e| format!("hashing the agent binary: {e}"))?
+}
+
+fn install_error(e: SessionError) -> InstallError {
+    match e {
+        SessionError::HostKeyChanged { pinned, presented } => {
+            InstallError::HostKeyChanged { pinned, presented }
+        }
+        other => InstallError::Unreachable(other.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Installer for SshInstaller {
+    async fn reachable(
+        &self,
+        _id: InstanceId,
+        inst: &InstanceState,
+    ) -> Result<String, InstallError> {
+        let addr = self.target(inst)?;
+        let (session, key) = Session::open(addr, &self.config.access, None)
+            .await
+            .map_err(install_error)?;
+        session.close().await;
+        Ok(key.fingerprint)
+    }
+
+    async fn install(
+        &self,
+        id: InstanceId,
+        inst: &InstanceState,
+        ctx: &InstallContext,
+        sink: &dyn PhaseSink,
+    ) -> Result<(), InstallError> {
+        let addr = self.target(inst)?;
+        let pinned = inst.ssh_host_key.as_deref().ok_or_else(|| {
+            InstallError::Unreachable("no host key was pinned for this instance".into())
+        })?;
+        let deadline = Instant::now() + ctx.timeout;
+        let (session, key) = Session::open(addr, &self.config.access, Some(pinned))
+            .await
+            .map_err(install_error)?;
+        let redactor = self.redactor(ctx);
+        let mut run = PhaseRun::new(sink, redactor.clone(), self.config.log_chunk_bytes);
+        let result = async {
+            run.enter("start").await?;
+            let hello = format!(
+                "instance {id}: connected to {}@{} (host key {})\n",
+                self.config.access.user,
+                session.addr(),
+                key.fingerprint
+            );
+            run.text(LogStream::Stdout, &hello).await?;
+            if let Err(message) = self.prepare(&session, inst, ctx, &mut run).await {
+                return Err(run.fail(None, &message).await);
+            }
+            self.execute(&session, &mut run, redactor, deadline, ctx.timeout)
+                .await
+        }
+        .await;
+        session.close().await;
+        result
+    }
+
+    fn engine_url(&self, inst: &InstanceState) -> Option<String> {
+        let ip: IpAddr = inst.public_ip.as_deref()?.parse().ok()?;
+        Some(format!(
+            "http://{}",
+            SocketAddr::new(ip, self.config.engine_port)
+        ))
+    }
+
+    async fn release(&self, _id: InstanceId) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_environment_is_written_verbatim_and_checked() {
+        let env = vec![
+            ("INFERPLANE_AGENT_MODEL".to_string(), "org/m".to_string()),
+            ("INFERPLANE_AGENT_X_TOKEN".to_string(), "a b'c".to_string()),
+        ];
+        assert_eq!(
+            agent_env_file(&env).unwrap(),
+            "INFERPLANE_AGENT_MODEL=org/m\nINFERPLANE_AGENT_X_TOKEN=a b'c\n"
+        );
+        assert!(agent_env_file(&[("bad name".into(), "v".into())]).is_err());
+        assert!(agent_env_file(&[("A".into(), "x\ny".into())]).is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let mut config = SshConfig::new("/k".into(), "/a".into());
+        config.hf_token = Some(Secret::new("hf_verysecret"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hf_verysecret"), "{shown}");
+        assert!(shown.contains("[REDACTED]"));
+        let ctx = InstallContext {
+            agent_env: vec![("INFERPLANE_AGENT_BOOTSTRAP_TOKEN".into(), "tok123".into())],
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{ctx:?}").contains("tok123"));
+    }
+
+    #[test]
+    fn secret_looking_agent_entries_are_redacted_from_the_output() {
+        assert!(is_secret_name("INFERPLANE_AGENT_BOOTSTRAP_TOKEN"));
+        assert!(!is_secret_name("INFERPLANE_AGENT_MODEL"));
+    }
+}
