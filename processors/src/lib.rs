@@ -12,7 +12,7 @@ pub mod runtime;
 pub mod settings;
 
 pub use lifecycle::{
-    InstallContext, Installer, Lifecycle, LocalInstaller, SshConfig, SshInstaller,
+    InstallContext, Installer, Lifecycle, LocalInstaller, ScriptFlavour, SshConfig, SshInstaller,
 };
 pub use runtime::{
     Next, Processor, ProcessorRunner, ReactionObserver, RunnerSettings, Work, backoff,
