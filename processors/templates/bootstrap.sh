@@ -110,5 +110,6 @@ systemctl enable inferplane-agent
 systemctl restart inferplane-agent
 echo "agent started"
 
+# shellcheck disable=SC1010 # "done" is the name of the last phase here
 phase done
 echo "bootstrap complete"

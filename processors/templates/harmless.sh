@@ -47,5 +47,6 @@ step agent_start
 test "$(stat -c %a "$AGENT_ENV_FILE")" = 600 || { echo "$AGENT_ENV_FILE is not mode 0600" >&2; exit 1; }
 echo "agent environment: $(cut -d= -f1 "$AGENT_ENV_FILE" | tr '\n' ' ')"
 
+# shellcheck disable=SC1010 # "done" is the name of the last phase here
 step done
 echo "bootstrap complete"

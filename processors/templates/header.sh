@@ -1,3 +1,4 @@
+# shellcheck disable=SC2034 # the header sets every value; each flavour uses some of them
 set -euo pipefail
 umask 022
 export DEBIAN_FRONTEND=noninteractive
