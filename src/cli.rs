@@ -189,6 +189,8 @@ pub struct ServeArgs {
     pub scaleway: crate::lifecycle::ScalewayArgs,
     #[command(flatten)]
     pub lifecycle: crate::lifecycle::LifecycleArgs,
+    #[command(flatten)]
+    pub installer: crate::installer::InstallerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +215,8 @@ pub struct DemoArgs {
     pub engine: inferplane_worker::engine::EngineConfig,
     #[command(flatten)]
     pub lifecycle: crate::lifecycle::LifecycleArgs,
+    #[command(flatten)]
+    pub installer: crate::installer::InstallerArgs,
 }
 
 #[derive(Debug, Subcommand)]

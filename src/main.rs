@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod cli;
 mod database;
+mod installer;
 mod lifecycle;
 mod replay;
 mod secrets;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use inferplane_api::{OperatorToken, Settings};
-use inferplane_processors::{LifecycleSettings, LocalInstaller, RunnerSettings};
+use inferplane_processors::{LifecycleSettings, RunnerSettings};
 use inferplane_scaleway::sim::{SimHandle, Simulator};
 use tokio::net::TcpListener;
 
@@ -79,12 +79,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         match lifecycle::scaleway_client(&args.scaleway)? {
             Some(cloud) => {
-                // The SSH installer is not there yet: VMs that are not on this machine fail at
-                // the bootstrap (SSH_NOT_ACCESSIBLE), and are then cleaned up.
-                let installer = Arc::new(LocalInstaller::new(
+                // Without an SSH key, VMs that are not on this machine fail at the bootstrap
+                // (SSH_NOT_ACCESSIBLE), and are then cleaned up.
+                let installer = args.installer.installer(
+                    false,
                     args.lifecycle.engine_port,
                     inferplane_worker::engine::EngineConfig::default(),
-                ));
+                )?;
                 Some(lifecycle::lifecycle(
                     &db.pool,
                     cloud,
@@ -151,6 +152,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(t) => (t, false),
         None => (demo_token(&data_dir)?, true),
     };
+    // Checked before anything starts: a configuration mistake is a one-line exit.
+    let installer =
+        args.installer
+            .installer(true, args.lifecycle.engine_port, args.engine.clone())?;
     let listener = bind(&args.http).await?;
     let db = Database::open(&args.db).await?;
     db.migrate().await?;
@@ -183,10 +188,6 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .unwrap_or("fr-par-2"),
         Duration::from_secs(10),
     )?;
-    let installer = Arc::new(LocalInstaller::new(
-        args.lifecycle.engine_port,
-        args.engine.clone(),
-    ));
     let lc = lifecycle::lifecycle(
         &db.pool,
         cloud,
