@@ -420,7 +420,21 @@ impl Installer for SshInstaller {
                 key.fingerprint
             );
             run.text(LogStream::Stdout, &hello).await?;
-            if let Err(message) = self.prepare(&session, inst, ctx, &mut run).await {
+            let limit = self
+                .config
+                .phase_timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
+            let prepared =
+                tokio::time::timeout(limit, self.prepare(&session, inst, ctx, &mut run)).await;
+            let failure = match prepared {
+                Ok(Ok(())) => None,
+                Ok(Err(message)) => Some(message),
+                Err(_) => Some(format!(
+                    "preparing the VM (files, agent upload) timed out after {} s",
+                    limit.as_secs()
+                )),
+            };
+            if let Some(message) = failure {
                 return Err(run.fail(None, &message).await);
             }
             self.execute(&session, &mut run, redactor, deadline, ctx.timeout)
