@@ -510,6 +510,22 @@ async fn an_instance_is_bootstrapped_over_ssh_and_the_hf_token_never_reaches_eve
     assert_ne!(leaking, HARMLESS);
     let (h, p, id, engine) = ready_over_ssh(&vm, ScriptFlavour::Custom(leaking)).await;
 
+    // The slow phase's output was recorded while it ran, not after it.
+    let (logged, completed): (f64, f64) = sqlx::query_as(
+        "select
+           min(extract(epoch from recorded_at)::float8) filter (where event_type = 'PhaseLogged'),
+           min(extract(epoch from recorded_at)::float8) filter (where event_type = 'PhaseCompleted')
+         from events where aggregate_id = $1 and payload::text like '%\"docker_pull\"%'",
+    )
+    .bind(id.to_string())
+    .fetch_one(&h.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        completed - logged >= 0.3,
+        "docker_pull's output was recorded {:.3} s before it completed",
+        completed - logged
+    );
     let rows: Vec<(String, serde_json::Value, serde_json::Value)> = sqlx::query_as(
         "select event_type, payload, metadata from events where aggregate_id = $1 order by sequence",
     )
