@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod sshd;
+pub mod vm;
 
 use std::sync::Arc;
 use std::time::Duration;
