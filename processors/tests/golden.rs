@@ -16,6 +16,7 @@ fn params(mode: VllmMode, gpu_count: u32) -> ScriptParams {
         model: "meta-llama/Llama-3.1-8B-Instruct".into(),
         gpu_count,
         mode,
+        data_volume_gb: 100,
         vllm_image: "vllm/vllm-openai:v0.11.0".into(),
         haproxy_image: "haproxy:3.2".into(),
         engine_port: 8000,

@@ -13,6 +13,7 @@ HAPROXY_IMAGE='haproxy:3.2'
 ENGINE_PORT='8000'
 FIRST_BACKEND_PORT='8001'
 SESSION_HEADER='X-Session-Id'
+DATA_VOLUME_GB='100'
 DATA_DIR='/mnt/inferplane-data'
 CONFIG_DIR='/etc/inferplane'
 WORK_DIR='/var/lib/inferplane'
@@ -49,16 +50,24 @@ phase mount_data_volume
 if mountpoint -q "$DATA_DIR"; then
   echo "data volume already mounted at $DATA_DIR"
 else
+  # Candidates: whole disks with no partition and nothing mounted. The data volume is the one
+  # of the requested size (GPU types with local scratch disks have other candidates); a lone
+  # candidate is taken whatever its size.
   disk=""
-  # The data disk is the whole disk with no partition and nothing mounted.
+  candidates=()
   for d in $(lsblk -dnpo NAME,TYPE | awk '$2 == "disk" { print $1 }'); do
     if [ "$(lsblk -npo NAME "$d" | wc -l)" -eq 1 ] && [ -z "$(lsblk -npo MOUNTPOINT "$d" | tr -d '[:space:]')" ]; then
-      disk="$d"
-      break
+      candidates+=("$d")
+      if [ "$(lsblk -dnbo SIZE "$d")" -eq $((DATA_VOLUME_GB * 1000000000)) ]; then
+        disk="$d"
+      fi
     fi
   done
+  if [ -z "$disk" ] && [ "${#candidates[@]}" -eq 1 ]; then
+    disk="${candidates[0]}"
+  fi
   if [ -z "$disk" ]; then
-    echo "no unmounted data disk found" >&2
+    echo "no unmounted data disk of $DATA_VOLUME_GB GB found (candidates: ${candidates[*]:-none})" >&2
     exit 1
   fi
   if ! blkid "$disk" >/dev/null 2>&1; then

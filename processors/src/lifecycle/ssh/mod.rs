@@ -98,6 +98,7 @@ impl SshInstaller {
             model: inst.model_repo.clone(),
             gpu_count: inst.gpu_count,
             mode: inst.vllm_mode,
+            data_volume_gb: inst.data_volume_gb,
             vllm_image: self.config.vllm_image.clone(),
             haproxy_image: self.config.haproxy_image.clone(),
             engine_port: self.config.engine_port,
