@@ -357,7 +357,51 @@ fn chunks(text: &str, max: usize) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::chunks;
+    use super::{chunks, install_context};
+    use inferplane_domain::catalog::Provider;
+    use inferplane_domain::instance::{
+        InstanceEvent, InstanceId, InstanceRequested, VllmMode, state_after,
+    };
+
+    #[test]
+    fn the_agent_environment_names_the_instance_the_control_plane_the_engine_and_the_model() {
+        let requested = InstanceRequested {
+            model_id: uuid::Uuid::now_v7(),
+            model_repo: "org/model".into(),
+            model_required_vram_gb: 16,
+            zone: "fr-par-2".into(),
+            allowed_zones: vec!["fr-par-2".into()],
+            instance_type: "L4-1-24G".into(),
+            gpu_count: 1,
+            vram_per_gpu_gb: 24,
+            hourly_price_micro_eur: 1,
+            data_volume_gb: 50,
+            vllm_mode: VllmMode::Mono,
+            provider: Provider::Scaleway,
+        };
+        let inst = state_after([InstanceEvent::InstanceRequested(requested)])
+            .state
+            .unwrap();
+        let settings = crate::settings::LifecycleSettings {
+            control_plane_url: "https://cp.example:8443".into(),
+            ..Default::default()
+        };
+        let id = InstanceId::new_v7();
+        let ctx = install_context(&settings, id, &inst);
+        let id_text = id.to_string();
+        for (name, value) in [
+            ("INFERPLANE_AGENT_INSTANCE_ID", id_text.as_str()),
+            (
+                "INFERPLANE_AGENT_CONTROL_PLANE_URL",
+                "https://cp.example:8443",
+            ),
+            ("INFERPLANE_AGENT_ENGINE_URL", "http://127.0.0.1:8000"),
+            ("INFERPLANE_AGENT_MODEL", "org/model"),
+        ] {
+            assert_eq!(ctx.agent_env_var(name), Some(value), "{name}");
+        }
+        assert_eq!(ctx.timeout, settings.bootstrap_timeout);
+    }
 
     #[test]
     fn chunks_respect_the_limit_and_characters() {

@@ -327,6 +327,7 @@ impl Installer for SshInstaller {
         let (session, key) = Session::open(addr, &self.config.access, Some(pinned))
             .await
             .map_err(install_error)?;
+        tracing::info!(instance = %id, %addr, host_key = %key.fingerprint, "bootstrap over SSH");
         let redactor = self.redactor(ctx);
         let mut run = PhaseRun::new(sink, redactor.clone(), self.config.log_chunk_bytes);
         let result = async {
