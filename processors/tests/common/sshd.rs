@@ -165,15 +165,36 @@ impl Sshd {
             return;
         };
         let pid = child.id().to_string();
-        // The sessions first (children of the daemon, found by its pid), then the daemon.
-        if let Ok(out) = Command::new("pgrep").args(["-P", &pid]).output() {
-            for session in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-TERM", session]).status();
-            }
+        // The sessions first (children of the daemon), then the daemon.
+        for session in children(child.id()) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &session.to_string()])
+                .status();
         }
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let _ = child.wait();
     }
+}
+
+/// Pids of the processes whose parent is `pid` (from `/proc`, no tool needed).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            // `/proc/<p>/stat`: "pid (comm) state ppid ..."; comm may hold spaces.
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1;
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 impl Drop for Sshd {
