@@ -84,14 +84,15 @@ impl SshInstaller {
         Redactor::new(token.chain(env))
     }
 
-    /// Phase `start`, before the script: secrets, the script and the agent binary on the VM.
+    /// Phase `start`, before the script: secrets, the script and the agent binary on the VM,
+    /// each step shown as it is done (the upload of a large binary takes a while).
     async fn prepare(
         &self,
         session: &Session,
         inst: &InstanceState,
         ctx: &InstallContext,
         run: &mut PhaseRun<'_>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Prepare> {
         let layout = &self.config.layout;
         let (sha, size) = sha256_file(self.config.agent_binary.clone()).await?;
         let params = ScriptParams {
@@ -122,30 +123,23 @@ impl SshInstaller {
         write(layout.agent_env_file(), 0o600, env.into_bytes()).await?;
         write(layout.hf_env_file(), 0o600, hf.into_bytes()).await?;
         write(layout.script_file(), 0o700, script.into_bytes()).await?;
-        let _ = run
-            .text(
-                LogStream::Stdout,
-                &format!(
-                    "wrote {} ({} entries) and {} (mode 0600), and the bootstrap script\n",
-                    layout.agent_env_file(),
-                    ctx.agent_env.len(),
-                    layout.hf_env_file()
-                ),
-            )
-            .await;
+        let wrote = format!(
+            "wrote {} ({} entries) and {} (mode 0600), and the bootstrap script\n",
+            layout.agent_env_file(),
+            ctx.agent_env.len(),
+            layout.hf_env_file()
+        );
+        note(run, &wrote).await?;
+        let uploading = format!(
+            "uploading the agent binary over SFTP ({size} bytes, sha256 {sha}) to {}\n",
+            layout.agent_staged()
+        );
+        note(run, &uploading).await?;
         session
             .upload(&self.config.agent_binary, &layout.agent_staged())
             .await
             .map_err(|e| e.to_string())?;
-        let _ = run
-            .text(
-                LogStream::Stdout,
-                &format!(
-                    "uploaded the agent binary over SFTP ({size} bytes, sha256 {sha}) to {}\n",
-                    layout.agent_staged()
-                ),
-            )
-            .await;
+        note(run, "agent binary uploaded\n").await?;
         Ok(())
     }
 
@@ -229,6 +223,30 @@ impl SshInstaller {
         let command = format!("pid=$(cat {pid_file}) && kill -TERM -- -\"$pid\"");
         let _ = tokio::time::timeout(Duration::from_secs(5), session.run(&command)).await;
     }
+}
+
+/// Why phase `start`'s preparation stopped: the VM refused something, or recording failed.
+enum Prepare {
+    Failed(String),
+    Record(InstallError),
+}
+
+impl From<String> for Prepare {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+impl From<InstallError> for Prepare {
+    fn from(e: InstallError) -> Self {
+        Self::Record(e)
+    }
+}
+
+/// A line of the installer's own, recorded at once.
+async fn note(run: &mut PhaseRun<'_>, text: &str) -> Result<(), InstallError> {
+    run.text(LogStream::Stdout, text).await?;
+    run.flush(Duration::ZERO, true).await
 }
 
 async fn apply(run: &mut PhaseRun<'_>, outputs: Vec<Output>) -> Result<(), InstallError> {
@@ -338,7 +356,7 @@ impl Installer for SshInstaller {
                 session.addr(),
                 key.fingerprint
             );
-            run.text(LogStream::Stdout, &hello).await?;
+            note(&mut run, &hello).await?;
             let limit = self
                 .config
                 .phase_timeout
@@ -347,7 +365,8 @@ impl Installer for SshInstaller {
                 tokio::time::timeout(limit, self.prepare(&session, inst, ctx, &mut run)).await;
             let failure = match prepared {
                 Ok(Ok(())) => None,
-                Ok(Err(message)) => Some(message),
+                Ok(Err(Prepare::Record(e))) => return Err(e),
+                Ok(Err(Prepare::Failed(message))) => Some(message),
                 Err(_) => Some(format!(
                     "preparing the VM (files, agent upload) timed out after {} s",
                     limit.as_secs()
