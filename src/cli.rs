@@ -280,6 +280,8 @@ pub struct ServeArgs {
     pub lifecycle: crate::lifecycle::LifecycleArgs,
     #[command(flatten)]
     pub workers: crate::workers::WorkerArgs,
+    #[command(flatten)]
+    pub installer: crate::installer::InstallerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +308,8 @@ pub struct DemoArgs {
     pub lifecycle: crate::lifecycle::LifecycleArgs,
     #[command(flatten)]
     pub workers: crate::workers::WorkerArgs,
+    #[command(flatten)]
+    pub installer: crate::installer::InstallerArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -116,6 +116,8 @@ pub struct LifecycleArgs {
 }
 
 impl LifecycleArgs {
+    /// The lifecycle settings from the flags (the worker ones are applied by
+    /// `workers::Workers::apply`).
     pub fn settings(&self) -> LifecycleSettings {
         LifecycleSettings {
             provider_poll_interval: Duration::from_millis(self.provider_poll_ms.max(10)),

@@ -7,6 +7,7 @@ mod cli;
 mod database;
 mod gateway;
 mod keys;
+mod installer;
 mod lifecycle;
 mod replay;
 mod secrets;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use inferplane_api::{OperatorToken, Settings};
-use inferplane_processors::{AgentLaunch, LifecycleSettings, LocalInstaller, RunnerSettings};
+use inferplane_processors::{AgentLaunch, LifecycleSettings, RunnerSettings};
 use inferplane_scaleway::sim::{SimHandle, Simulator};
 use tokio::net::TcpListener;
 
@@ -91,17 +91,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         match lifecycle::scaleway_client(&args.scaleway)? {
             Some(cloud) => {
-                // The SSH installer is not there yet: VMs that are not on this machine fail at
-                // the bootstrap (SSH_NOT_ACCESSIBLE), and are then cleaned up.
+                // Without an SSH key, VMs that are not on this machine fail at the bootstrap
+                // (SSH_NOT_ACCESSIBLE), and are then cleaned up.
                 let mut settings = args.lifecycle.settings();
                 workers.apply(&mut settings);
-                let installer = Arc::new(
-                    LocalInstaller::new(
-                        args.lifecycle.engine_port,
-                        inferplane_worker::engine::EngineConfig::default(),
-                    )
-                    .with_agents(AgentLaunch::from_settings(&settings)),
-                );
+                let installer = args.installer.installer(
+                    false,
+                    args.lifecycle.engine_port,
+                    inferplane_worker::engine::EngineConfig::default(),
+                    AgentLaunch::from_settings(&settings),
+                )?;
                 Some(lifecycle::lifecycle(
                     &db.pool,
                     cloud,
@@ -175,6 +174,16 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     let make_secret = || crate::workers::demo_secret(&data_dir);
     let workers = args.workers.resolve(args.http.listen, Some(&make_secret))?;
+    let mut lc_settings = demo_settings(&args.lifecycle);
+    workers.apply(&mut lc_settings);
+    // Checked before anything starts: a configuration mistake is a one-line exit. Every
+    // simulated VM runs a worker agent, as real ones do.
+    let installer = args.installer.installer(
+        true,
+        args.lifecycle.engine_port,
+        args.engine.clone(),
+        AgentLaunch::from_settings(&lc_settings),
+    )?;
     let listener = bind(&args.http).await?;
     let db = Database::open(&args.db).await?;
     db.migrate().await?;
@@ -207,13 +216,6 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .unwrap_or("fr-par-2"),
         Duration::from_secs(10),
     )?;
-    let mut lc_settings = demo_settings(&args.lifecycle);
-    workers.apply(&mut lc_settings);
-    // Every simulated VM runs a worker agent, as real ones will.
-    let installer = Arc::new(
-        LocalInstaller::new(args.lifecycle.engine_port, args.engine.clone())
-            .with_agents(AgentLaunch::from_settings(&lc_settings)),
-    );
     let lc = lifecycle::lifecycle(
         &db.pool,
         cloud,

@@ -397,6 +397,40 @@ fn a_secret_given_twice_or_too_short_is_refused_without_being_echoed() {
 }
 
 #[test]
+fn the_ssh_installer_without_a_usable_key_or_with_a_token_twice_exits_2_without_echoing_it() {
+    let dir = data_dir("ssh-config");
+    let out = inferplane(&dir)
+        .args(["demo", "--installer", "ssh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INFERPLANE_SSH_KEY_FILE"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("hf");
+    std::fs::write(&token_file, "hf_fromfile0123\n").unwrap();
+    let out = inferplane(&dir)
+        .args([
+            "demo",
+            "--installer",
+            "ssh",
+            "--ssh-key-file",
+            "/nonexistent",
+        ])
+        .env("INFERPLANE_HF_TOKEN", "hf_fromenv0123")
+        .env("INFERPLANE_HF_TOKEN_FILE", &token_file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only one"), "{err}");
+    assert!(!err.contains("hf_from"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn rebuilding_an_unknown_projection_names_the_known_ones() {
     let dir = data_dir("rebuild");
     let out = inferplane(&dir)

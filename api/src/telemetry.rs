@@ -17,8 +17,19 @@ pub fn metrics_handle() -> PrometheusHandle {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,
             ];
+            // Bootstrap phases take seconds to many minutes (image pulls): buckets of their own
+            // (a full-name matcher wins over the suffix one).
+            let phases = [
+                0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2700.0,
+            ];
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("inferplane_bootstrap_phase_duration_seconds".into()),
+                        &phases,
+                    )
+                })
                 .expect("valid buckets");
             match builder.install_recorder() {
                 Ok(handle) => handle,

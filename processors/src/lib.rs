@@ -11,7 +11,10 @@ pub mod probes;
 pub mod runtime;
 pub mod settings;
 
-pub use lifecycle::{AgentLaunch, Installer, Lifecycle, LocalInstaller};
+pub use lifecycle::{
+    AgentLaunch, InstallContext, Installer, Lifecycle, LocalInstaller, ScriptFlavour, SshConfig,
+    SshInstaller,
+};
 pub use runtime::{
     Next, Processor, ProcessorRunner, ReactionObserver, RunnerSettings, Work, backoff,
 };

@@ -18,7 +18,7 @@ use inferplane_domain::instance::{
 };
 use inferplane_store::StoredEvent;
 
-use super::installer::{InstallError, PhaseSink};
+use super::installer::{InstallContext, InstallError, PhaseSink};
 use super::{InstanceSteps, Lifecycle, Recorded, drive, instance_event};
 use crate::probes::{ProbeResult, Probes};
 use crate::runtime::{Next, Processor, Work};
@@ -137,8 +137,13 @@ impl Bootstrap {
             work,
             id,
         };
-        let budget = self.lc.settings.bootstrap_timeout;
-        match tokio::time::timeout(budget, self.lc.installer.install(id, inst, &sink)).await {
+        let ctx = install_context(&self.lc.settings, id, inst);
+        let budget = ctx.timeout;
+        // The installer fails the running phase when the budget runs out; this is the backstop
+        // for an installer that does not return.
+        let backstop = budget + BACKSTOP_GRACE;
+        let run = self.lc.installer.install(id, inst, &ctx, &sink);
+        match tokio::time::timeout(backstop, run).await {
             Ok(Ok(())) => {
                 self.lc
                     .record(work, id, InstanceCommand::RecordInstallCompleted)
@@ -149,6 +154,11 @@ impl Bootstrap {
                 let message = format!("phase {phase} failed: {message}");
                 self.lc
                     .fail(work, id, FailureCode::InstallFailed, message)
+                    .await?;
+            }
+            Ok(Err(e @ InstallError::HostKeyChanged { .. })) => {
+                self.lc
+                    .fail(work, id, FailureCode::SshHostKeyChanged, e.to_string())
                     .await?;
             }
             Ok(Err(InstallError::Unreachable(reason))) => {
@@ -261,6 +271,37 @@ impl Bootstrap {
     }
 }
 
+/// How long past the bootstrap budget the processor waits for an installer that does not
+/// return by itself.
+const BACKSTOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What the bootstrap hands to the installer: the worker agent's environment (its contract
+/// with the agent, see `docs/architecture.md`) and the time budget.
+fn install_context(
+    settings: &crate::settings::LifecycleSettings,
+    id: InstanceId,
+    inst: &InstanceState,
+) -> InstallContext {
+    // Instance id, control plane URL, model and the one-time bootstrap token of this attempt
+    // (nothing when the control plane has no worker secret: no agent could register).
+    let mut agent_env = super::worker_credentials::agent_env(
+        settings.worker_secret.as_ref(),
+        settings.control_plane_url.as_deref(),
+        id,
+        inst,
+    );
+    if !agent_env.is_empty() {
+        agent_env.push((
+            "INFERPLANE_AGENT_ENGINE_URL".into(),
+            format!("http://127.0.0.1:{}", settings.engine_port),
+        ));
+    }
+    InstallContext {
+        agent_env,
+        timeout: settings.bootstrap_timeout,
+    }
+}
+
 /// Records each phase on the instance as it happens.
 struct RecordingSink<'a> {
     lc: &'a Lifecycle,
@@ -290,6 +331,7 @@ impl PhaseSink for RecordingSink<'_> {
     }
 
     async fn completed(&self, phase: &str, duration_ms: u64, exit_code: i32) -> anyhow::Result<()> {
+        observe_phase(phase, "completed", duration_ms);
         let cmd = InstanceCommand::RecordPhaseCompleted {
             name: phase.to_string(),
             duration_ms,
@@ -305,6 +347,7 @@ impl PhaseSink for RecordingSink<'_> {
         exit_code: Option<i32>,
         message: &str,
     ) -> anyhow::Result<()> {
+        observe_phase(phase, "failed", duration_ms);
         let cmd = InstanceCommand::RecordPhaseFailed {
             name: phase.to_string(),
             duration_ms,
@@ -313,6 +356,17 @@ impl PhaseSink for RecordingSink<'_> {
         };
         self.lc.record(self.work, self.id, cmd).await.map(|_| ())
     }
+}
+
+/// The bootstrap phase durations histogram (phase names are the fixed
+/// [`INSTALL_PHASES`](inferplane_domain::instance::INSTALL_PHASES), so labels stay bounded).
+fn observe_phase(phase: &str, outcome: &'static str, duration_ms: u64) {
+    metrics::histogram!(
+        "inferplane_bootstrap_phase_duration_seconds",
+        "phase" => phase.to_string(),
+        "outcome" => outcome
+    )
+    .record(duration_ms as f64 / 1000.0);
 }
 
 /// Splits `text` into pieces of at most `max` bytes on character boundaries.
@@ -332,7 +386,61 @@ fn chunks(text: &str, max: usize) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::chunks;
+    use super::{chunks, install_context};
+    use inferplane_domain::catalog::Provider;
+    use inferplane_domain::instance::{
+        InstanceEvent, InstanceId, InstanceRequested, VllmMode, state_after,
+    };
+
+    #[test]
+    fn the_agent_environment_names_the_instance_the_control_plane_the_engine_and_the_model() {
+        let requested = InstanceRequested {
+            model_id: uuid::Uuid::now_v7(),
+            model_repo: "org/model".into(),
+            model_required_vram_gb: 16,
+            zone: "fr-par-2".into(),
+            allowed_zones: vec!["fr-par-2".into()],
+            instance_type: "L4-1-24G".into(),
+            gpu_count: 1,
+            vram_per_gpu_gb: 24,
+            hourly_price_micro_eur: 1,
+            data_volume_gb: 50,
+            vllm_mode: VllmMode::Mono,
+            provider: Provider::Scaleway,
+        };
+        let inst = state_after([InstanceEvent::InstanceRequested(requested)])
+            .state
+            .unwrap();
+        let settings = crate::settings::LifecycleSettings {
+            control_plane_url: Some("https://cp.example:8443".into()),
+            worker_secret: Some(inferplane_domain::worker_credentials::WorkerSecret::new(
+                "a-worker-secret-of-sufficient-length",
+            )),
+            ..Default::default()
+        };
+        let id = InstanceId::new_v7();
+        let ctx = install_context(&settings, id, &inst);
+        let id_text = id.to_string();
+        for (name, value) in [
+            ("INFERPLANE_AGENT_INSTANCE_ID", id_text.as_str()),
+            (
+                "INFERPLANE_AGENT_CONTROL_PLANE_URL",
+                "https://cp.example:8443",
+            ),
+            ("INFERPLANE_AGENT_ENGINE_URL", "http://127.0.0.1:8000"),
+            ("INFERPLANE_AGENT_MODEL", "org/model"),
+        ] {
+            assert_eq!(ctx.agent_env_var(name), Some(value), "{name}");
+        }
+        let token = ctx
+            .agent_env_var("INFERPLANE_AGENT_BOOTSTRAP_TOKEN")
+            .unwrap();
+        assert_eq!(token.len(), 64);
+        // Without a worker secret no agent could register: no agent environment at all.
+        let bare = install_context(&crate::settings::LifecycleSettings::default(), id, &inst);
+        assert!(bare.agent_env.is_empty());
+        assert_eq!(ctx.timeout, settings.bootstrap_timeout);
+    }
 
     #[test]
     fn chunks_respect_the_limit_and_characters() {

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use inferplane_domain::instance::{InstanceId, InstanceState, LogStream};
 use inferplane_worker::agent::{Agent, AgentConfig, AgentHandle};
@@ -56,6 +56,10 @@ pub enum InstallError {
     /// A phase failed; it was reported through the sink.
     #[error("phase {phase} failed: {message}")]
     PhaseFailed { phase: String, message: String },
+    /// The VM presented another host key than the one pinned at first contact: nothing was
+    /// run on it.
+    #[error("the VM presented host key {presented}, but {pinned} was pinned on first contact")]
+    HostKeyChanged { pinned: String, presented: String },
     /// Recording a phase failed (the store); the bootstrap is retried.
     #[error(transparent)]
     Record(#[from] anyhow::Error),
@@ -76,17 +80,54 @@ pub trait PhaseSink: Send + Sync {
     ) -> anyhow::Result<()>;
 }
 
+/// What the control plane hands to one bootstrap, beside the instance itself.
+#[derive(Clone)]
+pub struct InstallContext {
+    /// Environment of the worker agent, written verbatim (`NAME=value` lines) to
+    /// `/etc/inferplane/agent.env` (mode 0600) on the VM. Values may be secret: they are never
+    /// logged, and `Debug` shows the names only.
+    pub agent_env: Vec<(String, String)>,
+    /// The whole bootstrap's budget: past it the installer fails the running phase.
+    pub timeout: Duration,
+}
+
+impl InstallContext {
+    /// The value of agent environment entry `name`.
+    pub fn agent_env_var(&self, name: &str) -> Option<&str> {
+        self.agent_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for InstallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .agent_env
+            .iter()
+            .map(|(k, _)| format!("{k}=[REDACTED]"))
+            .collect();
+        f.debug_struct("InstallContext")
+            .field("agent_env", &names)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// Reaches VMs and bootstraps them.
 #[async_trait::async_trait]
 pub trait Installer: Send + Sync + 'static {
     /// Checks that the VM answers; returns the fingerprint of its host key.
     async fn reachable(&self, id: InstanceId, inst: &InstanceState)
     -> Result<String, InstallError>;
-    /// Runs every bootstrap phase in order. Must be safe to run again on the same VM.
+    /// Runs every bootstrap phase in order. Must be safe to run again on the same VM. Refuses
+    /// ([`InstallError::HostKeyChanged`]) a VM whose host key is not the one pinned on `inst`.
     async fn install(
         &self,
         id: InstanceId,
         inst: &InstanceState,
+        ctx: &InstallContext,
         sink: &dyn PhaseSink,
     ) -> Result<(), InstallError>;
     /// The base URL of the VM's engine (`http://<ip>:<port>`).
@@ -221,6 +262,7 @@ impl Installer for LocalInstaller {
         &self,
         id: InstanceId,
         inst: &InstanceState,
+        _ctx: &InstallContext,
         sink: &dyn PhaseSink,
     ) -> Result<(), InstallError> {
         let addr = self.address(inst)?;

@@ -16,6 +16,7 @@ mod bootstrap;
 mod installer;
 mod provisioning;
 mod reconciler;
+pub mod ssh;
 mod terminator;
 mod watchdog;
 pub mod worker_credentials;
@@ -29,9 +30,12 @@ use inferplane_scaleway::ScalewayClient;
 use inferplane_store::{CommandContext, CommandError, EventStore, StoredEvent};
 
 pub use bootstrap::Bootstrap;
-pub use installer::{AgentLaunch, InstallError, Installer, LocalInstaller, PhaseSink};
+pub use installer::{
+    AgentLaunch, InstallContext, InstallError, Installer, LocalInstaller, PhaseSink,
+};
 pub use provisioning::Provisioning;
 pub use reconciler::Reconciler;
+pub use ssh::{ScriptFlavour, SshConfig, SshInstaller};
 pub use terminator::Terminator;
 pub use watchdog::Watchdog;
 

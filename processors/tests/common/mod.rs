@@ -2,6 +2,9 @@
 //! fresh database, with time compressed.
 #![allow(dead_code)]
 
+pub mod sshd;
+pub mod vm;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +13,7 @@ use inferplane_domain::instance::{
 };
 use inferplane_domain::{Actor, EventMetadata};
 use inferplane_processors::{
-    Lifecycle, LifecycleSettings, LocalInstaller, ProcessorRunner, RunnerSettings,
+    Installer, Lifecycle, LifecycleSettings, LocalInstaller, ProcessorRunner, RunnerSettings,
 };
 use inferplane_projections::ProjectionRunner;
 use inferplane_scaleway::sim::{SimConfig, SimHandle, SimSnapshot, Simulator};
@@ -97,6 +100,15 @@ impl Harness {
     }
 
     pub async fn with_settings(sim: SimConfig, settings: LifecycleSettings) -> Self {
+        Self::with_installer(sim, settings, None).await
+    }
+
+    /// With `installer` instead of the local one (which is still built, unused).
+    pub async fn with_installer(
+        sim: SimConfig,
+        settings: LifecycleSettings,
+        installer: Option<Arc<dyn Installer>>,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = TestDatabase::new().await;
         let store = EventStore::new(db.pool.clone());
@@ -106,7 +118,7 @@ impl Harness {
         )
         .await
         .expect("simulator");
-        let installer = Arc::new(LocalInstaller::new(
+        let local = Arc::new(LocalInstaller::new(
             settings.engine_port,
             EngineConfig {
                 ttft_ms: 1,
@@ -118,7 +130,7 @@ impl Harness {
             store: store.clone(),
             cloud: client(&sim),
             settings,
-            installer: installer.clone(),
+            installer: installer.unwrap_or_else(|| local.clone()),
             zones: vec!["fr-par-1".into(), "fr-par-2".into(), "nl-ams-1".into()],
         });
         Self {
@@ -126,7 +138,7 @@ impl Harness {
             store,
             sim,
             lc,
-            installer,
+            installer: local,
         }
     }
 

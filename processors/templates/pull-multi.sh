@@ -1,0 +1,2 @@
+docker pull "$VLLM_IMAGE"
+docker pull "$HAPROXY_IMAGE"
