@@ -83,7 +83,7 @@ impl WorkerArgs {
             }
             Some(u) => {
                 return Err(ConfigError(format!(
-                    "INFERPLANE_WORKER_CONTROL_PLANE_URL must be an http(s) URL (got {u:?})"
+                    "INFERPLANE_CONTROL_PLANE_URL must be an http(s) URL (got {u:?})"
                 ))
                 .into());
             }
