@@ -9,6 +9,7 @@ mod lifecycle;
 mod replay;
 mod secrets;
 mod serve;
+mod ui_build;
 
 use std::process::ExitCode;
 

@@ -19,8 +19,8 @@ use crate::lifecycle;
 use crate::secrets;
 use inferplane_processors::Lifecycle;
 
-fn settings(http: &HttpArgs) -> Settings {
-    Settings {
+fn settings(http: &HttpArgs) -> Result<Settings, ConfigError> {
+    Ok(Settings {
         body_limit_bytes: http.body_limit_bytes,
         sse_keep_alive: Duration::from_secs(http.sse_keep_alive_secs.max(1)),
         sse_buffer_batches: http.sse_buffer_batches.max(16),
@@ -28,7 +28,28 @@ fn settings(http: &HttpArgs) -> Settings {
         projection_batch: http.projection_batch.clamp(1, 100_000),
         run_projections: !http.no_projections,
         idempotency_ttl: Duration::from_secs(http.idempotency_ttl_hours.max(1) * 3600),
+        ui_dir: ui_dir(http)?,
         ..Settings::default()
+    })
+}
+
+/// The console folder: the one given (which must hold a build), else `ui/dist` when built.
+fn ui_dir(http: &HttpArgs) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    match &http.ui_dir {
+        Some(dir) if inferplane_api::ui::is_built(dir) => Ok(Some(dir.clone())),
+        Some(dir) => Err(ConfigError(format!(
+            "--ui-dir {}: no index.html there (build the console with `npm ci && npm run build` in ui/)",
+            dir.display()
+        ))),
+        None => {
+            let default = std::path::PathBuf::from(crate::ui_build::DEFAULT_DIST);
+            if inferplane_api::ui::is_built(&default) {
+                Ok(Some(default))
+            } else {
+                tracing::info!("no built console in ui/dist: serving the API only");
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -106,7 +127,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runner: runner_settings(&args.lifecycle),
         sim: None,
     };
-    run_until_stopped(db, listener, &token, settings(&args.http), None, parts).await
+    run_until_stopped(db, listener, &token, settings(&args.http)?, None, parts).await
 }
 
 /// What runs beside the API in this process.
@@ -151,6 +172,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(t) => (t, false),
         None => (demo_token(&data_dir)?, true),
     };
+    if !args.no_ui_build && args.http.ui_dir.is_none() {
+        crate::ui_build::build_if_stale(std::path::Path::new("ui"));
+    }
+    let settings = settings(&args.http)?;
+    let console = settings.ui_dir.is_some();
     let listener = bind(&args.http).await?;
     let db = Database::open(&args.db).await?;
     db.migrate().await?;
@@ -200,21 +226,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         token_file: generated.then(|| data_dir.join("admin-token")),
         private_db: db.is_private(),
         sim_url: sim.base_url().to_string(),
+        console,
     };
     let parts = Parts {
         processors: (!args.lifecycle.no_processors).then_some(lc),
         runner: runner_settings(&args.lifecycle),
         sim: Some(sim),
     };
-    run_until_stopped(
-        db,
-        listener,
-        &token,
-        settings(&args.http),
-        Some(banner),
-        parts,
-    )
-    .await
+    run_until_stopped(db, listener, &token, settings, Some(banner), parts).await
 }
 
 /// The project id the demo's simulated account uses.
@@ -269,6 +288,8 @@ struct Banner {
     token_file: Option<std::path::PathBuf>,
     private_db: bool,
     sim_url: String,
+    /// Whether the console is served at `/`.
+    console: bool,
 }
 
 impl Banner {
@@ -279,7 +300,13 @@ impl Banner {
             token_file,
             private_db,
             sim_url,
+            console,
         } = self;
+        let console = if *console {
+            format!("http://{addr}/  (log in with the token below)")
+        } else {
+            "not built (see the messages above): API only".to_string()
+        };
         let db = if *private_db {
             "private PostgreSQL cluster in the data dir"
         } else {
@@ -294,6 +321,7 @@ impl Banner {
         };
         println!(
             "\ninferplane demo is running ({db})\n\
+             \x20 console:   {console}\n\
              \x20 API:       http://{addr}/api  (health: /healthz, metrics: /metrics)\n\
              \x20 token:     {token}{saved}\n\
              \x20 try:       curl -H \"Authorization: Bearer {auth}\" http://{addr}/api/models\n\

@@ -11,6 +11,7 @@ pub mod routes;
 pub mod server;
 pub mod stream_conn;
 pub mod telemetry;
+pub mod ui;
 
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub struct Settings {
     pub run_projections: bool,
     /// How long an `Idempotency-Key` is remembered; a retry after that appends again.
     pub idempotency_ttl: Duration,
+    /// Folder of the built operator console (`ui/dist`), served at `/`; `None`: API only.
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -53,6 +56,7 @@ impl Default for Settings {
             projection_batch: 1000,
             run_projections: true,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            ui_dir: None,
         }
     }
 }
