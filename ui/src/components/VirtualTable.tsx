@@ -1,5 +1,5 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { useRef, type ReactNode } from "react";
+import { memo, useRef, type ReactNode } from "react";
 
 export type Column<T> = {
   key: string;
@@ -28,7 +28,7 @@ export function VirtualTable<T>({ rows, columns, rowKey, rowHeight = 34, height 
     count: rows.length,
     getScrollElement: () => scroller.current,
     estimateSize: () => rowHeight,
-    overscan: 12,
+    overscan: 6,
   });
   const template = columns.map((c) => c.width).join(" ");
   return (
@@ -51,19 +51,15 @@ export function VirtualTable<T>({ rows, columns, rowKey, rowHeight = 34, height 
           {v.getVirtualItems().map((item) => {
             const row = rows[item.index];
             return (
-              <div
+              <Row
                 key={rowKey(row)}
-                role="row"
-                className={`vrow${onRowClick ? " clickable" : ""}`}
-                style={{ gridTemplateColumns: template, height: rowHeight, transform: `translateY(${item.start}px)` }}
-                onClick={onRowClick ? () => onRowClick(row) : undefined}
-              >
-                {columns.map((c) => (
-                  <div key={c.key} role="cell">
-                    {c.render(row)}
-                  </div>
-                ))}
-              </div>
+                row={row}
+                columns={columns}
+                template={template}
+                height={rowHeight}
+                start={item.start}
+                onClick={onRowClick}
+              />
             );
           })}
         </div>
@@ -72,3 +68,30 @@ export function VirtualTable<T>({ rows, columns, rowKey, rowHeight = 34, height 
     </div>
   );
 }
+
+type RowProps<T> = {
+  row: T;
+  columns: Column<T>[];
+  template: string;
+  height: number;
+  start: number;
+  onClick?: (row: T) => void;
+};
+
+// Memoised: while scrolling, rows already on screen are not rendered again.
+const Row = memo(function Row<T>({ row, columns, template, height, start, onClick }: RowProps<T>) {
+  return (
+    <div
+      role="row"
+      className={`vrow${onClick ? " clickable" : ""}`}
+      style={{ gridTemplateColumns: template, height, transform: `translateY(${start}px)` }}
+      onClick={onClick ? () => onClick(row) : undefined}
+    >
+      {columns.map((c) => (
+        <div key={c.key} role="cell">
+          {c.render(row)}
+        </div>
+      ))}
+    </div>
+  );
+}) as <T>(p: RowProps<T>) => ReactNode;

@@ -39,55 +39,53 @@ export function Modal({ title, onClose, children }: { title: string; onClose: ()
 }
 
 /** A button that asks before doing something that cannot be undone. */
-export function ConfirmButton({
-  label,
-  question,
-  onConfirm,
-  danger,
-  disabled,
-}: {
+export function ConfirmButton(props: {
   label: string;
   question: string;
   onConfirm: () => Promise<unknown>;
   danger?: boolean;
   disabled?: boolean;
 }) {
+  // One hook only: this button sits on every row of big tables.
   const [open, setOpen] = useState(false);
+  return (
+    <>
+      <button className={props.danger ? "danger" : undefined} disabled={props.disabled} onClick={() => setOpen(true)}>
+        {props.label}
+      </button>
+      {open && <ConfirmDialog {...props} onClose={() => setOpen(false)} />}
+    </>
+  );
+}
+
+function ConfirmDialog({ label, question, onConfirm, danger, onClose }: { label: string; question: string; onConfirm: () => Promise<unknown>; danger?: boolean; onClose: () => void }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   return (
-    <>
-      <button className={danger ? "danger" : undefined} disabled={disabled} onClick={() => setOpen(true)}>
-        {label}
-      </button>
-      {open && (
-        <Modal title={label} onClose={() => setOpen(false)}>
-          <p>{question}</p>
-          <ErrorBox error={error} />
-          <div className="actions">
-            <button onClick={() => setOpen(false)}>Cancel</button>
-            <button
-              className={danger ? "danger" : "primary"}
-              disabled={busy}
-              onClick={async () => {
-                setBusy(true);
-                setError(null);
-                try {
-                  await onConfirm();
-                  setOpen(false);
-                } catch (e) {
-                  setError(e);
-                } finally {
-                  setBusy(false);
-                }
-              }}
-            >
-              Confirm
-            </button>
-          </div>
-        </Modal>
-      )}
-    </>
+    <Modal title={label} onClose={onClose}>
+      <p>{question}</p>
+      <ErrorBox error={error} />
+      <div className="actions">
+        <button onClick={onClose}>Cancel</button>
+        <button
+          className={danger ? "danger" : "primary"}
+          disabled={busy}
+          onClick={async () => {
+            setBusy(true);
+            setError(null);
+            try {
+              await onConfirm();
+              onClose();
+            } catch (e) {
+              setError(e);
+              setBusy(false);
+            }
+          }}
+        >
+          Confirm
+        </button>
+      </div>
+    </Modal>
   );
 }
 

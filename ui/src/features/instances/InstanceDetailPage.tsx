@@ -17,10 +17,12 @@ export function InstanceDetailPage() {
   const [events, setEvents] = useState<EventEnvelope[]>([]);
   const [error, setError] = useState<unknown>(null);
   const refetch = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const wanted = useRef(0);
 
   useEffect(() => {
     setInstance(null);
     setEvents([]);
+    wanted.current = 0;
     getInstance(id).then(setInstance).catch(setError);
     instanceHistory(id)
       .then((h) => setEvents((live) => mergeEvents(h, live)))
@@ -30,13 +32,18 @@ export function InstanceDetailPage() {
   useLiveEvents((e) => {
     if (e.aggregate_id !== id) return;
     setEvents((known) => mergeEvents(known, [e]));
-    if (!refetch.current) {
-      refetch.current = setTimeout(() => {
-        refetch.current = null;
-        getInstance(id).then((i) => setInstance((old) => (old && old.version > i.version ? old : i)));
-      }, 150);
-    }
+    wanted.current = Math.max(wanted.current, e.sequence);
+    if (!refetch.current) refetch.current = setTimeout(reload, 150);
   });
+  // Refetches until the read model has caught up with the last event seen.
+  const reload = () => {
+    getInstance(id)
+      .then((i) => {
+        setInstance((old) => (old && old.version > i.version ? old : i));
+        refetch.current = i.version < wanted.current ? setTimeout(reload, 250) : null;
+      })
+      .catch(() => (refetch.current = setTimeout(reload, 1000)));
+  };
 
   if (error && !instance) return <ErrorBox error={error} />;
   if (!instance) return <p className="muted">Loading…</p>;

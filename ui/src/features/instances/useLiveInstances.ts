@@ -12,7 +12,8 @@ export function useLiveInstances(includeArchived: boolean) {
   const [rows, setRows] = useState<Instance[]>([]);
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<unknown>(null);
-  const pending = useRef(new Set<string>());
+  // Instance id -> the version its latest event made; the read model may still be behind it.
+  const pending = useRef(new Map<string, number>());
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
   const reload = useCallback(() => {
@@ -37,15 +38,21 @@ export function useLiveInstances(includeArchived: boolean) {
 
   const flush = useCallback(async () => {
     timer.current = null;
-    const ids = [...pending.current];
+    const wanted = [...pending.current];
     pending.current.clear();
-    const fresh = await Promise.all(ids.map((id) => getInstance(id).catch(() => null)));
+    const fresh = await Promise.all(wanted.map(([id]) => getInstance(id).catch(() => null)));
+    fresh.forEach((f, i) => {
+      const [id, version] = wanted[i];
+      // Behind the event that woke us: ask again shortly (the projection follows in ms).
+      if (!f || f.version < version) pending.current.set(id, Math.max(version, pending.current.get(id) ?? 0));
+    });
+    if (pending.current.size && !timer.current) timer.current = setTimeout(flush, 250);
     setRows((rows) => fresh.reduce<Instance[]>((acc, f) => (f ? upsert(acc, f) : acc), rows));
   }, []);
 
   useLiveEvents((e) => {
     if (e.aggregate_type !== "instance") return;
-    pending.current.add(e.aggregate_id);
+    pending.current.set(e.aggregate_id, Math.max(e.sequence, pending.current.get(e.aggregate_id) ?? 0));
     if (!timer.current) timer.current = setTimeout(flush, 150);
   });
 
