@@ -1,7 +1,7 @@
 // Starts `inferplane demo` for the end-to-end run: its own data dir, a free port, the built
 // console; the operator token is read from the data dir.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -24,9 +24,11 @@ export async function startDemo() {
     return { base: process.env.INFERPLANE_E2E_URL, token: process.env.INFERPLANE_E2E_TOKEN, stop: async () => {} };
   }
   const root = resolve(import.meta.dirname, "../..");
-  const bin = process.env.INFERPLANE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "debug", "inferplane");
+  const bin = process.env.INFERPLANE_BIN ?? join(resolve(root, process.env.CARGO_TARGET_DIR ?? "target"), "debug", "inferplane");
   if (!existsSync(bin)) throw new Error(`no inferplane binary at ${bin}: run cargo build --bin inferplane (or set INFERPLANE_BIN)`);
   const dataDir = mkdtempSync(join(tmpdir(), "inferplane-e2e-"));
+  // Run as root, the demo's PostgreSQL runs as `postgres`, who must be able to enter it.
+  chmodSync(dataDir, 0o755);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const child = spawn(

@@ -1,4 +1,4 @@
-import { useMemo } from "react";
+import { useCallback, useMemo } from "react";
 import { Link, useSearchParams } from "react-router";
 import type { EventEnvelope } from "../../api/types";
 import { ErrorBox } from "../../components/common";
@@ -13,15 +13,16 @@ const AGGREGATES = ["instance", "model", "zone", "instance_type", "api_key", "us
 export function EventLogPage() {
   const [params, setParams] = useSearchParams();
   const filters = useMemo(() => filtersFromParams(params), [params]);
-  const setFilters = (f: EventFilters) => setParams(filtersToParams(f), { replace: true });
+  const setFilters = useCallback((f: EventFilters) => setParams(filtersToParams(f), { replace: true }), [setParams]);
   const { backfill, seen, live, loading, error } = useEventLog();
   // `seen` grows with `backfill`: recompute when either list changes.
   const all = useMemo(() => combine(backfill, seen, live), [backfill, seen, live]);
   const shown = useMemo(() => filterEvents(all, filters), [all, filters]);
   const types = useMemo(() => [...new Set(all.slice(0, 20000).map((e) => e.event_type))].sort(), [all]);
 
+  const columns = useMemo<Column<EventEnvelope>[]>(() => {
   const follow = (correlation_id: string) => setFilters({ ...NO_FILTERS, correlation_id });
-  const columns: Column<EventEnvelope>[] = [
+  return [
     { key: "position", header: "#", width: "70px", render: (e) => e.position },
     { key: "time", header: "Recorded", width: "150px", render: (e) => dateTime(e.recorded_at) },
     {
@@ -54,6 +55,7 @@ export function EventLogPage() {
         ),
     },
   ];
+  }, [setFilters]);
 
   return (
     <section>

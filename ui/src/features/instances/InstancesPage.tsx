@@ -43,7 +43,8 @@ export function InstancesPage() {
     return c;
   }, [rows]);
 
-  const columns: Column<Instance>[] = [
+  // Stable between renders, so that a filter change re-renders only the rows that changed.
+  const columns = useMemo<Column<Instance>[]>(() => [
     { key: "status", header: "State", width: "110px", sortable: true, render: (r) => <StatusBadge status={r.status} /> },
     { key: "progress", header: "Progress", width: "90px", sortable: true, render: (r) => <Progress value={r.progress} /> },
     {
@@ -68,7 +69,7 @@ export function InstancesPage() {
       width: "minmax(120px, 1fr)",
       render: (r) => <InstanceActions instance={r} compact onChanged={(i) => setRows((rs) => rs.map((x) => (x.id === i.id ? i : x)))} />,
     },
-  ];
+  ], [now, setRows]);
 
   const toggleStatus = (s: InstanceStatus) => {
     const has = filters.statuses.includes(s);
