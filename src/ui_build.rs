@@ -31,10 +31,16 @@ pub fn build_if_stale(ui: &Path) {
     if built.is_some() && built >= sources {
         return;
     }
+    // A stale build is better than none: it is served when this one cannot be made.
+    let fallback = if built.is_some() {
+        "serving the previous build of the console"
+    } else {
+        "serving the API only"
+    };
     if Command::new("npm").arg("--version").output().is_err() {
         eprintln!(
-            "inferplane demo: the console in ui/ is not built and npm is not installed: \
-             serving the API only (install Node.js 20+ and npm, or pass --ui-dir)"
+            "inferplane demo: the console in ui/ needs a build and npm is not installed: \
+             {fallback} (install Node.js 20+ and npm, or pass --ui-dir)"
         );
         return;
     }
@@ -42,12 +48,12 @@ pub fn build_if_stale(ui: &Path) {
     let lock = newest_file(&ui.join("package-lock.json"));
     if installed.is_none() || installed < lock {
         eprintln!("inferplane demo: installing the console's dependencies (npm ci in ui/)...");
-        if !npm(ui, &["ci", "--no-audit", "--no-fund"]) {
+        if !npm(ui, &["ci", "--no-audit", "--no-fund"], fallback) {
             return;
         }
     }
     eprintln!("inferplane demo: building the console (npm run build in ui/)...");
-    if npm(ui, &["run", "build"]) {
+    if npm(ui, &["run", "build"], fallback) {
         eprintln!("inferplane demo: console built in ui/dist");
     }
 }
