@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { isNotAvailable } from "../../api/client";
 import { useLiveEvents } from "../../api/live";
 import type { Instance, Model, UsageRow } from "../../api/types";
@@ -29,9 +29,17 @@ export function ModelsPage() {
       .then((u) => setUsage(u.rows))
       .catch((e) => (isNotAvailable(e) ? setUsage(null) : setError(e)));
   }, [load]);
-  // Catalog and capacity follow the live stream (model and instance events).
+  // Catalog and capacity follow the live stream (model and instance events), one reload for
+  // a burst of events (a bootstrap appends dozens).
+  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => () => clearTimeout(pending.current ?? undefined), []);
   useLiveEvents((e) => {
-    if (e.aggregate_type === "model" || e.aggregate_type === "instance") load();
+    if (e.aggregate_type !== "model" && e.aggregate_type !== "instance") return;
+    if (!pending.current)
+      pending.current = setTimeout(() => {
+        pending.current = null;
+        load();
+      }, 500);
   });
 
   const runtime = useMemo(() => runtimeByModel(instances, usage ?? []), [instances, usage]);
