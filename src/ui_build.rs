@@ -59,18 +59,18 @@ pub fn build_if_stale(ui: &Path) {
 }
 
 /// Runs npm with its output shown (its progress is the demo's progress); false on failure.
-fn npm(dir: &Path, args: &[&str]) -> bool {
+fn npm(dir: &Path, args: &[&str], fallback: &str) -> bool {
     match Command::new("npm").args(args).current_dir(dir).status() {
         Ok(s) if s.success() => true,
         Ok(s) => {
             eprintln!(
-                "inferplane demo: `npm {}` failed ({s}): serving without the console",
+                "inferplane demo: `npm {}` failed ({s}): {fallback}",
                 args.join(" ")
             );
             false
         }
         Err(e) => {
-            eprintln!("inferplane demo: cannot run npm ({e}): serving without the console");
+            eprintln!("inferplane demo: cannot run npm ({e}): {fallback}");
             false
         }
     }

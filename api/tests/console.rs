@@ -25,7 +25,12 @@ async fn the_console_answers_client_routes_while_api_paths_keep_their_own_answer
     let open = |path: &str| app.client.get(app.url(path)).send();
 
     // The app, and its client routes, without a token (it asks for one itself).
-    for path in ["/", "/instances", "/instances/019abf0e-51c2-7a43-9d7e-0c4f2b8e1a77", "/audit/x"] {
+    for path in [
+        "/",
+        "/instances",
+        "/instances/019abf0e-51c2-7a43-9d7e-0c4f2b8e1a77",
+        "/audit/x",
+    ] {
         let r = open(path).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert!(r.text().await.unwrap().contains("id=root"), "{path}");
@@ -39,14 +44,28 @@ async fn the_console_answers_client_routes_while_api_paths_keep_their_own_answer
     // API prefixes keep priority and their problem documents.
     let api = app.get("/api/nope").send().await.unwrap();
     assert_eq!(api.status(), 404);
-    assert_eq!(api.json::<serde_json::Value>().await.unwrap()["code"], "not-found");
+    assert_eq!(
+        api.json::<serde_json::Value>().await.unwrap()["code"],
+        "not-found"
+    );
     for path in ["/v1/models", "/v1", "/api"] {
         let r = open(path).await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
-        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "not-found", "{path}");
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["code"],
+            "not-found",
+            "{path}"
+        );
     }
     assert_eq!(open("/healthz").await.unwrap().status(), 200);
-    assert!(app.get("/api/models").send().await.unwrap().status().is_success());
+    assert!(
+        app.get("/api/models")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -55,5 +74,8 @@ async fn without_a_console_an_unknown_path_is_a_not_found_problem() {
     let app = TestApp::spawn().await;
     let r = app.client.get(app.url("/instances")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "not-found");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "not-found"
+    );
 }
