@@ -24,7 +24,7 @@ export function EventLogPage() {
     const follow = (correlation_id: string) => setFilters({ ...NO_FILTERS, correlation_id });
     return [
       { key: "position", header: "#", width: "70px", render: (e) => e.position },
-      { key: "time", header: "Recorded", width: "150px", render: (e) => dateTime(e.recorded_at) },
+      { key: "time", header: "Recorded", width: "160px", render: (e) => dateTime(e.recorded_at) },
       {
         key: "aggregate",
         header: "Aggregate",
@@ -38,7 +38,7 @@ export function EventLogPage() {
             </span>
           ),
       },
-      { key: "type", header: "Event", width: "minmax(140px, 1fr)", render: (e) => <strong>{e.event_type}</strong> },
+      { key: "type", header: "Event", width: "minmax(190px, 1fr)", render: (e) => <strong>{e.event_type}</strong> },
       { key: "summary", header: "Payload", width: "minmax(120px, 2fr)", render: (e) => <span className="summary">{summarize(e)}</span> },
       { key: "actor", header: "Actor", width: "minmax(100px, 1fr)", render: (e) => actorLabel(e.metadata.actor) },
       {
