@@ -148,9 +148,12 @@ export type ApiKey = {
   models: string[] | null;
   rpm_limit: number | null;
   tpm_limit: number | null;
-  budget_micro_eur: number | null;
+  /** Token budget of the key (the gateway refuses requests past it); null: no budget. */
+  budget_tokens: number | null;
   expires_at: string | null;
   status: ApiKeyStatus;
+  /** The replaced key's prefix while its grace period runs. */
+  previous_prefix?: string | null;
   created_at: string;
   last_used_at: string | null;
   rotated_at: string | null;
@@ -162,10 +165,10 @@ export type ApiKeySecret = { key: string; api_key: ApiKey };
 
 export type UsageRow = {
   bucket_start: string;
-  key_id?: string;
+  key_id?: string | null; // null: the operator (console) traffic
   key_prefix?: string;
   model?: string;
-  instance_id?: string;
+  instance_id?: string | null;
   requests: number;
   errors: number;
   prompt_tokens: number;

@@ -25,7 +25,7 @@ export const KEY: ApiKey = {
   models: ["meta-llama/Llama-3.1-8B-Instruct"],
   rpm_limit: 600,
   tpm_limit: null,
-  budget_micro_eur: 25_000_000,
+  budget_tokens: 5_000_000,
   expires_at: null,
   status: "active",
   created_at: "2026-11-29T10:00:00Z",

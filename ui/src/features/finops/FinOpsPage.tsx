@@ -57,7 +57,7 @@ export function FinOpsPage() {
         </select>
         <span className="spacer" />
         <button onClick={() => download(`/api/usage/export${qs({ format: "csv", ...range })}`, "usage.csv").catch(setError)}>Export CSV</button>
-        <button onClick={() => download(`/api/usage/export${qs({ format: "json", ...range })}`, "usage.json").catch(setError)}>Export JSON</button>
+        <button onClick={() => download(`/api/usage/export${qs({ format: "json", ...range })}`, "usage.jsonl").catch(setError)}>Export JSON</button>
       </div>
       <ErrorBox error={error} />
       <div className="cards">

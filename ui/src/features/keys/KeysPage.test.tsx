@@ -2,7 +2,7 @@ import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/re
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { json, mockFetch } from "../../test/fetch";
 import { KEY } from "../../test/samples";
-import { microEur, fieldsOf, formOf } from "./form";
+import { fieldsOf, formOf, wholeNumber } from "./form";
 import { KeysPage } from "./KeysPage";
 
 beforeEach(() => sessionStorage.setItem("inferplane.token", "operator-token-123"));
@@ -26,15 +26,16 @@ describe("KeysPage", () => {
     });
     render(<KeysPage />);
     expect(await screen.findByText("chatbot prod")).toBeTruthy();
-    expect(screen.getByText("€25.00")).toBeTruthy();
+    expect(screen.getByText("5,000,000")).toBeTruthy();
     fireEvent.click(screen.getByText("New key"));
     fireEvent.change(document.querySelector('input[name="name"]')!, { target: { value: "batch jobs" } });
-    fireEvent.change(document.querySelector('input[name="budget"]')!, { target: { value: "12.5" } });
+    fireEvent.change(document.querySelector('input[name="budget"]')!, { target: { value: "1,000,000" } });
     fireEvent.click(screen.getByText("Create key"));
     expect((await screen.findByTestId("secret")).textContent).toBe("sk-zz99-the-whole-secret");
     expect(screen.getByText(/shown only once/)).toBeTruthy();
     const post = calls.find((c) => c.method === "POST")!;
-    expect(post.body).toEqual({ name: "batch jobs", models: null, rpm_limit: null, tpm_limit: null, budget_micro_eur: 12_500_000, expires_at: null });
+    // Empty fields are not sent: the server's default is "no limit".
+    expect(post.body).toEqual({ name: "batch jobs", budget_tokens: 1_000_000 });
     expect(post.headers.get("Authorization")).toBe("Bearer operator-token-123");
     fireEvent.click(screen.getByText("I have stored it"));
     await waitFor(() => expect(screen.queryByTestId("secret")).toBeNull());
@@ -61,14 +62,14 @@ describe("KeysPage", () => {
 });
 
 describe("key form", () => {
-  it("turns euros into integer micro-euros without float rounding", () => {
-    expect(microEur("0.1")).toBe(100_000);
-    expect(microEur("12,34")).toBe(12_340_000);
-    expect(microEur("")).toBeNull();
-    expect(() => microEur("1.2345678")).toThrow();
+  it("reads whole numbers with separators and refuses anything else", () => {
+    expect(wholeNumber("1 000 000", "budget")).toBe(1_000_000);
+    expect(wholeNumber("1,000", "budget")).toBe(1000);
+    expect(wholeNumber("", "budget")).toBeNull();
+    expect(() => wholeNumber("1.5", "budget")).toThrow("budget");
   });
 
   it("round-trips an existing key through the form", () => {
-    expect(fieldsOf(formOf(KEY))).toEqual({ name: KEY.name, models: KEY.models, rpm_limit: 600, tpm_limit: null, budget_micro_eur: 25_000_000, expires_at: null });
+    expect(fieldsOf(formOf(KEY))).toEqual({ name: KEY.name, models: KEY.models, rpm_limit: 600, tpm_limit: null, budget_tokens: 5_000_000, expires_at: null });
   });
 });

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import { isNotAvailable } from "../../api/client";
 import type { ApiKey, ApiKeySecret } from "../../api/types";
 import { ConfirmButton, ErrorBox, Modal, NotAvailable } from "../../components/common";
-import { dateTime, eur, num } from "../../lib/format";
+import { dateTime, num } from "../../lib/format";
 import { createKey, listKeys, revokeKey, rotateKey, updateKey } from "./api";
 import { fieldsOf, formOf, type KeyForm } from "./form";
 
@@ -43,7 +43,7 @@ export function KeysPage() {
               <th>Models</th>
               <th>RPM</th>
               <th>TPM</th>
-              <th>Budget</th>
+              <th>Budget (tokens)</th>
               <th>Expires</th>
               <th>Last used</th>
               <th />
@@ -58,12 +58,17 @@ export function KeysPage() {
                 </td>
                 <td>
                   <span className={`badge key-${k.status}`}>{k.status}</span>
-                  {k.grace_until && <small className="muted"> old key until {dateTime(k.grace_until)}</small>}
+                  {k.grace_until && (
+                    <small className="muted">
+                      {" "}
+                      old key {k.previous_prefix ?? ""} works until {dateTime(k.grace_until)}
+                    </small>
+                  )}
                 </td>
                 <td>{k.models?.join(", ") ?? "all"}</td>
                 <td>{num(k.rpm_limit)}</td>
                 <td>{num(k.tpm_limit)}</td>
-                <td>{k.budget_micro_eur == null ? "—" : eur(k.budget_micro_eur)}</td>
+                <td>{num(k.budget_tokens)}</td>
                 <td>{dateTime(k.expires_at)}</td>
                 <td>{dateTime(k.last_used_at)}</td>
                 <td className="row-actions">
@@ -150,8 +155,8 @@ function KeyDialog({ apiKey, onClose, onSaved }: { apiKey: ApiKey | null; onClos
           <input name="tpm" type="number" value={f.tpm} onChange={set("tpm")} />
         </label>
         <label>
-          Budget (€)
-          <input name="budget" value={f.budgetEur} onChange={set("budgetEur")} inputMode="decimal" />
+          Budget in tokens (empty: none)
+          <input name="budget" value={f.budget} onChange={set("budget")} inputMode="numeric" />
         </label>
         <label>
           Expires

@@ -1,7 +1,7 @@
 import type { ApiKey } from "../../api/types";
 import type { KeyFields } from "./api";
 
-export type KeyForm = { name: string; models: string; rpm: string; tpm: string; budgetEur: string; expires: string };
+export type KeyForm = { name: string; models: string; rpm: string; tpm: string; budget: string; expires: string };
 
 export function formOf(k: ApiKey | null): KeyForm {
   return {
@@ -9,23 +9,21 @@ export function formOf(k: ApiKey | null): KeyForm {
     models: k?.models?.join(", ") ?? "",
     rpm: k?.rpm_limit != null ? String(k.rpm_limit) : "",
     tpm: k?.tpm_limit != null ? String(k.tpm_limit) : "",
-    budgetEur: k?.budget_micro_eur != null ? (k.budget_micro_eur / 1_000_000).toString() : "",
+    budget: k?.budget_tokens != null ? String(k.budget_tokens) : "",
     expires: k?.expires_at ? k.expires_at.slice(0, 16) : "",
   };
 }
 
-/** Euros typed by a person to integer micro-euros, without float rounding ("12.34" -> 12340000). */
-export function microEur(s: string): number | null {
-  const t = s.trim().replace(",", ".");
+/** A whole number typed by a person ("1 000 000", "1,000,000" or "1000000"); empty: none. */
+export function wholeNumber(s: string, what: string): number | null {
+  const t = s.trim().replace(/[\s,_]/g, "");
   if (!t) return null;
-  const m = /^(\d+)(?:\.(\d{0,6}))?$/.exec(t);
-  if (!m) throw new Error(`"${s}" is not an amount in euros`);
-  return Number(m[1]) * 1_000_000 + Number((m[2] ?? "").padEnd(6, "0"));
+  if (!/^\d+$/.test(t)) throw new Error(`${what}: "${s}" is not a whole number`);
+  return Number(t);
 }
 
 /** The request body; empty fields mean "no limit" (null). */
 export function fieldsOf(f: KeyForm): KeyFields & { name: string } {
-  const int = (s: string) => (s.trim() ? Number(s) : null);
   const models = f.models
     .split(",")
     .map((m) => m.trim())
@@ -33,9 +31,9 @@ export function fieldsOf(f: KeyForm): KeyFields & { name: string } {
   return {
     name: f.name.trim(),
     models: models.length ? models : null,
-    rpm_limit: int(f.rpm),
-    tpm_limit: int(f.tpm),
-    budget_micro_eur: microEur(f.budgetEur),
+    rpm_limit: wholeNumber(f.rpm, "requests per minute"),
+    tpm_limit: wholeNumber(f.tpm, "tokens per minute"),
+    budget_tokens: wholeNumber(f.budget, "budget"),
     expires_at: f.expires ? new Date(f.expires).toISOString() : null,
   };
 }
