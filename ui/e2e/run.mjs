@@ -69,6 +69,9 @@ try {
     await page.goto(`${base}/instances`);
     await page.click("text=New instance");
     await page.waitForFunction(() => document.querySelectorAll('select[name="model"] option').length > 0);
+    // A chat model (the workbench step talks to it), not the first fitting one (an embedder).
+    const chat = await page.$$eval('select[name="model"] option', (os) => os.find((o) => /Llama/.test(o.textContent))?.value);
+    if (chat) await page.selectOption('select[name="model"]', chat);
     await page.waitForFunction(() => /per hour/.test(document.querySelector('[data-testid="price"]')?.textContent ?? ""));
     await shot("create-instance");
     await page.click("text=Request instance");
@@ -196,6 +199,9 @@ try {
       return;
     }
     await page.waitForFunction(() => document.querySelectorAll('select[aria-label="Model"] option').length > 0, null, { timeout: 15_000 });
+    const served = await page.$$eval('select[aria-label="Model"] option', (os) => os.map((o) => o.value));
+    const model = served.find((m) => /llama/i.test(m)) ?? served[0];
+    await page.selectOption('select[aria-label="Model"]', model);
     await page.fill('textarea[placeholder="Message"]', "Say hello in five words.");
     await page.click("text=Send");
     await page.waitForFunction(() => /TTFT \d+ ms/.test(document.querySelector('[data-testid="chat-stats"]')?.textContent ?? ""), null, { timeout: 30_000 });
