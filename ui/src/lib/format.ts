@@ -1,7 +1,9 @@
 // Formatting helpers. Money stays integer micro-euros until it is shown.
 
-export function eur(micro: number | null | undefined, digits = 2): string {
+/** Micro-euros as euros: cents by default, four decimals for amounts under one euro. */
+export function eur(micro: number | null | undefined, digits?: number): string {
   if (micro === null || micro === undefined) return "—";
+  digits ??= micro !== 0 && Math.abs(micro) < 1_000_000 ? 4 : 2;
   const neg = micro < 0;
   const abs = Math.abs(micro);
   const whole = Math.floor(abs / 1_000_000);

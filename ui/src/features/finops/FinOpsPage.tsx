@@ -79,6 +79,7 @@ export function FinOpsPage() {
       <div className="split">
         <div className="panel">
           <h2>Tokens over time</h2>
+          {buckets.length === 0 && <p className="muted">No usage recorded in this range yet.</p>}
           <StackedBars
             labels={buckets.map((b) => fmtLabel(b.start))}
             series={[
