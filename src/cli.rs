@@ -261,6 +261,9 @@ pub struct HttpArgs {
     /// Do not run projection runners in this process (another process runs them).
     #[arg(long, env = "INFERPLANE_NO_PROJECTIONS")]
     pub no_projections: bool,
+    /// Folder of the built operator console, served at `/` [default: `ui/dist` when it exists].
+    #[arg(long, env = "INFERPLANE_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
     #[command(flatten)]
     pub gateway: crate::gateway::GatewayArgs,
 }
@@ -293,6 +296,10 @@ pub struct DemoArgs {
     /// Delete the data dir (private cluster and generated token) and start afresh.
     #[arg(long)]
     pub reset: bool,
+    /// Do not build the console (`npm ci` + `npm run build` in `ui/`) when its sources are newer
+    /// than `ui/dist`.
+    #[arg(long, env = "INFERPLANE_DEMO_NO_UI_BUILD")]
+    pub no_ui_build: bool,
     /// Address of the demo's Scaleway simulator (port 0: any free port).
     #[arg(
         long,

@@ -12,6 +12,7 @@ mod lifecycle;
 mod replay;
 mod secrets;
 mod serve;
+mod ui_build;
 mod workers;
 
 use std::process::ExitCode;

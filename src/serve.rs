@@ -34,8 +34,29 @@ fn settings(
         idempotency_ttl: Duration::from_secs(http.idempotency_ttl_hours.max(1) * 3600),
         gateway: http.gateway.settings(engine_port)?,
         workers,
+        ui_dir: ui_dir(http)?,
         ..Settings::default()
     })
+}
+
+/// The console folder: the one given (which must hold a build), else `ui/dist` when built.
+fn ui_dir(http: &HttpArgs) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    match &http.ui_dir {
+        Some(dir) if inferplane_api::ui::is_built(dir) => Ok(Some(dir.clone())),
+        Some(dir) => Err(ConfigError(format!(
+            "--ui-dir {}: no index.html there (build the console with `npm ci && npm run build` in ui/)",
+            dir.display()
+        ))),
+        None => {
+            let default = std::path::PathBuf::from(crate::ui_build::DEFAULT_DIST);
+            if inferplane_api::ui::is_built(&default) {
+                Ok(Some(default))
+            } else {
+                tracing::info!("no built console in ui/dist: serving the API only");
+                Ok(None)
+            }
+        }
+    }
 }
 
 fn operator_token(http: &HttpArgs) -> Result<Option<String>, ConfigError> {
@@ -184,6 +205,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         args.engine.clone(),
         AgentLaunch::from_settings(&lc_settings),
     )?;
+    if !args.no_ui_build && args.http.ui_dir.is_none() {
+        crate::ui_build::build_if_stale(std::path::Path::new("ui"));
+    }
+    let settings = settings(
+        &args.http,
+        args.lifecycle.engine_port,
+        workers.api(args.lifecycle.engine_port),
+    )?;
+    let console = settings.ui_dir.is_some();
     let listener = bind(&args.http).await?;
     let db = Database::open(&args.db).await?;
     db.migrate().await?;
@@ -229,18 +259,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         token_file: generated.then(|| data_dir.join("admin-token")),
         private_db: db.is_private(),
         sim_url: sim.base_url().to_string(),
+        console,
     };
     let parts = Parts {
         processors: (!args.lifecycle.no_processors).then_some(lc),
         runner: runner_settings(&args.lifecycle),
         sim: Some(sim),
     };
-    let api = settings(
-        &args.http,
-        args.lifecycle.engine_port,
-        workers.api(args.lifecycle.engine_port),
-    )?;
-    run_until_stopped(db, listener, &token, api, Some(banner), parts).await
+    run_until_stopped(db, listener, &token, settings, Some(banner), parts).await
 }
 
 /// The project id the demo's simulated account uses.
@@ -295,6 +321,8 @@ struct Banner {
     token_file: Option<std::path::PathBuf>,
     private_db: bool,
     sim_url: String,
+    /// Whether the console is served at `/`.
+    console: bool,
 }
 
 impl Banner {
@@ -305,7 +333,13 @@ impl Banner {
             token_file,
             private_db,
             sim_url,
+            console,
         } = self;
+        let console = if *console {
+            format!("http://{addr}/  (log in with the token below)")
+        } else {
+            "not built (see the messages above): API only".to_string()
+        };
         let db = if *private_db {
             "private PostgreSQL cluster in the data dir"
         } else {
@@ -320,6 +354,7 @@ impl Banner {
         };
         println!(
             "\ninferplane demo is running ({db})\n\
+             \x20 console:   {console}\n\
              \x20 API:       http://{addr}/api  (health: /healthz, metrics: /metrics)\n\
              \x20 token:     {token}{saved}\n\
              \x20 try:       curl -H \"Authorization: Bearer {auth}\" http://{addr}/api/models\n\

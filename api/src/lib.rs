@@ -12,6 +12,7 @@ pub mod routes;
 pub mod server;
 pub mod stream_conn;
 pub mod telemetry;
+pub mod ui;
 
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct Settings {
     pub run_projections: bool,
     /// How long an `Idempotency-Key` is remembered; a retry after that appends again.
     pub idempotency_ttl: Duration,
+    /// Folder of the built operator console (`ui/dist`), served at `/`; `None`: API only.
+    pub ui_dir: Option<std::path::PathBuf>,
     /// The `/v1` gateway.
     pub gateway: inferplane_gateway::GatewaySettings,
     /// Worker agents: registration and heartbeats.
@@ -86,6 +89,7 @@ impl Default for Settings {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             gateway: inferplane_gateway::GatewaySettings::default(),
             workers: WorkerSettings::default(),
+            ui_dir: None,
         }
     }
 }

@@ -78,7 +78,7 @@ pub fn router(state: AppState) -> Router {
             require_operator,
         ));
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -89,9 +89,13 @@ pub fn router(state: AppState) -> Router {
         .nest_service(
             "/v1",
             inferplane_gateway::proxy::router(state.gateway.clone()),
-        )
-        .fallback(ops::not_found)
-        .method_not_allowed_fallback(ops::method_not_allowed)
+        );
+    // Every route above keeps priority; only what matches none of them reaches the console.
+    let app = match &state.settings.ui_dir {
+        Some(dir) => crate::ui::mount(app, dir),
+        None => app.fallback(ops::not_found),
+    };
+    app.method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes))
         .layer(middleware::from_fn(track_http))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
