@@ -30,10 +30,7 @@ pub struct WorkerArgs {
     pub worker_stale_after_secs: u64,
     /// The control plane's base URL as worker VMs reach it (default: http:// and the listen
     /// address, 127.0.0.1 for an unspecified one: right for the simulator's VMs only).
-    #[arg(
-        long = "control-plane-url",
-        env = "INFERPLANE_CONTROL_PLANE_URL"
-    )]
+    #[arg(long = "control-plane-url", env = "INFERPLANE_CONTROL_PLANE_URL")]
     pub worker_control_plane_url: Option<String>,
     /// Interval between heartbeats of the agents the bootstrap starts, in milliseconds.
     #[arg(long, env = "INFERPLANE_WORKER_HEARTBEAT_MS", default_value_t = 5000)]
