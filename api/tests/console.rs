@@ -48,14 +48,18 @@ async fn the_console_answers_client_routes_while_api_paths_keep_their_own_answer
         api.json::<serde_json::Value>().await.unwrap()["code"],
         "not-found"
     );
-    for path in ["/v1/models", "/v1", "/api"] {
+    let r = open("/api").await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "not-found"
+    );
+    // The gateway answers its own paths in OpenAI's error shape, never with the page.
+    for (path, status) in [("/v1/models", 401), ("/v1", 404), ("/v1/nope", 404)] {
         let r = open(path).await.unwrap();
-        assert_eq!(r.status(), 404, "{path}");
-        assert_eq!(
-            r.json::<serde_json::Value>().await.unwrap()["code"],
-            "not-found",
-            "{path}"
-        );
+        assert_eq!(r.status(), status, "{path}");
+        let v = r.json::<serde_json::Value>().await.unwrap();
+        assert!(v["error"]["message"].is_string(), "{path}: {v}");
     }
     assert_eq!(open("/healthz").await.unwrap().status(), 200);
     assert!(
