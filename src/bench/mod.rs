@@ -107,10 +107,10 @@ pub struct BenchArgs {
     #[arg(long, env = "INFERPLANE_BENCH_FANOUT_EVENTS", default_value_t = 5)]
     pub fanout_events: usize,
     /// Requests each way in the gateway's latency runs [default: 3000; 500 with --quick].
-    #[arg(long)]
+    #[arg(long, env = "INFERPLANE_BENCH_GATEWAY_SAMPLES")]
     pub gateway_samples: Option<usize>,
-    /// Concurrent clients of the gateway's throughput runs.
-    #[arg(long, default_value_t = 32)]
+    /// Concurrent clients of the gateway's throughput runs against the instant engine.
+    #[arg(long, env = "INFERPLANE_BENCH_GATEWAY_CLIENTS", default_value_t = 32)]
     pub gateway_clients: usize,
     /// Instances of the lifecycle benchmark [default: 200; 50 with --quick].
     #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_INSTANCES")]

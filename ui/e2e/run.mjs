@@ -205,6 +205,8 @@ try {
     await page.fill('textarea[placeholder="Message"]', "Say hello in five words.");
     await page.click("text=Send");
     await page.waitForFunction(() => /TTFT \d+ ms/.test(document.querySelector('[data-testid="chat-stats"]')?.textContent ?? ""), null, { timeout: 30_000 });
+    // The answer streams to its end (the Cancel button gives way to Send again).
+    await page.waitForSelector(".composer button.danger", { state: "detached", timeout: 30_000 });
     log(`     ${await page.textContent('[data-testid="chat-stats"]')}`);
     await shot("workbench");
   });
@@ -218,6 +220,14 @@ try {
       return;
     }
     await page.waitForSelector('[data-testid="total-cost"]');
+    // The workbench's chat above reaches FinOps live: the gateway appends its usage within a
+    // second, the page reloads on the usage event, no reload by hand.
+    await page.waitForFunction(
+      () => Number((document.querySelector('[data-testid="usage-requests"]')?.textContent ?? "0").replace(/[^0-9]/g, "")) > 0,
+      null,
+      { timeout: 20000 },
+    );
+    log(`     requests shown: ${await page.textContent('[data-testid="usage-requests"]')}`);
     await shot("finops");
   });
 

@@ -1,5 +1,6 @@
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { api, download, isNotAvailable, qs } from "../../api/client";
+import { useLiveEvents } from "../../api/live";
 import type { Costs, Usage } from "../../api/types";
 import { ErrorBox, NotAvailable } from "../../components/common";
 import { eur, num, shortId } from "../../lib/format";
@@ -19,6 +20,19 @@ export function FinOpsPage() {
   const [costs, setCosts] = useState<Costs | null>(null);
   const [missing, setMissing] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  // Usage and costs follow the live stream: a usage batch (appended about every second by each
+  // gateway) or an instance event reloads them, once per burst.
+  const [tick, setTick] = useState(0);
+  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => () => clearTimeout(pending.current ?? undefined), []);
+  useLiveEvents((e) => {
+    if (e.aggregate_type !== "usage" && e.aggregate_type !== "instance") return;
+    if (!pending.current)
+      pending.current = setTimeout(() => {
+        pending.current = null;
+        setTick((t) => t + 1);
+      }, 500);
+  });
 
   const range = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
   useEffect(() => {
@@ -33,7 +47,7 @@ export function FinOpsPage() {
         setCosts(c);
       })
       .catch((e) => (isNotAvailable(e) ? setMissing(true) : setError(e)));
-  }, [from, to, bucket]);
+  }, [from, to, bucket, tick]);
 
   const buckets = useMemo(() => byBucket(usage?.rows ?? []), [usage]);
   const totals = useMemo(() => totalsBy(usage?.rows ?? [], dim), [usage, dim]);
@@ -67,7 +81,7 @@ export function FinOpsPage() {
         </div>
         <div className="card">
           <small>Requests</small>
-          <strong>{num(buckets.reduce((s, b) => s + b.requests, 0))}</strong>
+          <strong data-testid="usage-requests">{num(buckets.reduce((s, b) => s + b.requests, 0))}</strong>
         </div>
         <div className="card">
           <small>Tokens in / out</small>
