@@ -108,7 +108,8 @@ pub struct InstallerArgs {
 
 impl InstallerArgs {
     /// Whether the SSH installer is chosen (`serve`'s auto: when a key file is given).
-    fn wants_ssh(&self, demo: bool) -> bool {
+    /// Whether VMs are bootstrapped over SSH (`demo`: only when asked for explicitly).
+    pub fn wants_ssh(&self, demo: bool) -> bool {
         match self.installer {
             InstallerKind::Ssh => true,
             InstallerKind::Local => false,

@@ -89,6 +89,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
     })?;
     let workers = args.workers.resolve(args.http.listen, None)?;
+    if workers.secret.is_none() && args.installer.wants_ssh(false) {
+        // The bootstrap would install an agent that can never register: every instance would
+        // go unavailable a stale window after it became ready.
+        return Err(ConfigError(
+            "bootstrapping VMs over SSH needs a worker secret for their agents: set INFERPLANE_WORKER_SECRET_FILE (or INFERPLANE_WORKER_SECRET)"
+                .into(),
+        )
+        .into());
+    }
     if workers.secret.is_none() {
         tracing::warn!(
             "no worker secret (INFERPLANE_WORKER_SECRET_FILE): worker agents cannot register, and ready instances become unavailable once their heartbeats are stale"

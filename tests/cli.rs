@@ -429,6 +429,19 @@ fn the_ssh_installer_without_a_usable_key_or_with_a_token_twice_exits_2_without_
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("only one"), "{err}");
     assert!(!err.contains("hf_from"), "{err}");
+
+    // serve over SSH without a worker secret would install agents that can never register.
+    let out = inferplane(&dir)
+        .args(["serve", "--ssh-key-file", "/nonexistent"])
+        .env("INFERPLANE_ADMIN_TOKEN", "an-operator-token-long-enough")
+        .env_remove("INFERPLANE_WORKER_SECRET")
+        .env_remove("INFERPLANE_WORKER_SECRET_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INFERPLANE_WORKER_SECRET_FILE"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
