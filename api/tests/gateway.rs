@@ -619,6 +619,35 @@ async fn a_client_that_goes_away_cancels_the_engines_request() {
 }
 
 #[tokio::test]
+async fn a_client_that_gives_up_before_the_answer_is_recorded_as_gone_and_the_engine_cancels() {
+    let mut fleet = Fleet::new().await;
+    let app = TestApp::spawn_with(settings(fleet.port)).await;
+    let mut slow = engine_config(MODEL);
+    slow.ttft_ms = 3_000;
+    let id = fleet.add(&app.db.pool, slow).await;
+    wait_served(&app, MODEL).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let r = impatient
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(common::TOKEN)
+        .json(&chat(MODEL))
+        .send()
+        .await;
+    assert!(r.is_err(), "the client gave up first");
+    let engine = fleet.engine(id);
+    eventually(|| async { (engine.stats().cancelled == 1).then_some(()) }).await;
+    let v = eventually(|| async {
+        let v: Value = app.get("/api/usage").send().await.ok()?.json().await.ok()?;
+        (v["totals"]["requests"] == 1).then_some(v)
+    })
+    .await;
+    assert_eq!(v["totals"]["errors"], 1, "recorded as 499: {v}");
+}
+
+#[tokio::test]
 async fn sessions_stick_to_one_worker_and_only_a_leaving_workers_sessions_move() {
     let (app, fleet) = app_with_fleet(3).await;
     let worker_of = |before: &[(uuid::Uuid, u64)]| {

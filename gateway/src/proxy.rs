@@ -387,8 +387,9 @@ impl Metering {
 
 impl Drop for Metering {
     fn drop(&mut self) {
-        // A stream dropped before its end: the client went away.
-        if !self.recorded && self.status == 200 {
+        // Dropped before it was recorded: the client went away, while the worker was being
+        // asked (no status yet) or while its stream was being passed on.
+        if !self.recorded && (self.status == 0 || self.status == 200) {
             self.status = 499;
         }
         self.finish();
