@@ -213,10 +213,30 @@ struct Parsed {
     prompt_estimate: u64,
 }
 
+/// The only fields the gateway reads; the rest of the body (messages, prompts) is skipped
+/// without building a tree.
+#[derive(serde::Deserialize)]
+struct Peek {
+    #[serde(default)]
+    model: Option<Value>,
+    #[serde(default)]
+    stream: Option<Value>,
+}
+
 fn parse_body(endpoint: Endpoint, raw: Bytes) -> Result<Parsed, OpenAiError> {
-    let mut map: Map<String, Value> = match serde_json::from_slice::<Value>(&raw) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => {
+    // Serde would also read a struct from an array: only an object is a request.
+    let first = raw.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&raw).is_ok()
+    {
+        return Err(OpenAiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    let peek: Peek = match serde_json::from_slice(&raw) {
+        Ok(p) => p,
+        // Valid JSON of another shape (an array, a string...).
+        Err(e) if e.is_data() => {
             return Err(OpenAiError::bad_request(
                 "the request body must be a JSON object",
             ));
@@ -227,9 +247,9 @@ fn parse_body(endpoint: Endpoint, raw: Bytes) -> Result<Parsed, OpenAiError> {
             )));
         }
     };
-    let model = match map.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(Value::String(_)) | None => {
+    let model = match peek.model {
+        Some(Value::String(m)) if !m.is_empty() => m,
+        Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(
                 OpenAiError::bad_request("you must provide a model parameter").with_param("model"),
             );
@@ -238,9 +258,9 @@ fn parse_body(endpoint: Endpoint, raw: Bytes) -> Result<Parsed, OpenAiError> {
             return Err(OpenAiError::bad_request("model must be a string").with_param("model"));
         }
     };
-    let stream = match map.get("stream") {
+    let stream = match peek.stream {
         None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        Some(Value::Bool(b)) => b,
         Some(_) => {
             return Err(OpenAiError::bad_request("stream must be a boolean").with_param("stream"));
         }
@@ -250,6 +270,7 @@ fn parse_body(endpoint: Endpoint, raw: Bytes) -> Result<Parsed, OpenAiError> {
     }
     let prompt_estimate = (raw.len() as u64).div_ceil(4);
     if !stream {
+        // Forwarded byte for byte.
         return Ok(Parsed {
             model,
             stream,
@@ -258,6 +279,12 @@ fn parse_body(endpoint: Endpoint, raw: Bytes) -> Result<Parsed, OpenAiError> {
             prompt_estimate,
         });
     }
+    // A stream: the body is rewritten, so it is parsed in full (an object, checked above).
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&raw) else {
+        return Err(OpenAiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    };
     // Ask the engine for the usage chunk; remember whether the client did.
     let options = map
         .entry("stream_options")
