@@ -58,7 +58,8 @@ pub struct Worker {
 #[derive(Debug, Default, Clone)]
 struct Entry {
     model: Option<String>,
-    ip: Option<String>,
+    /// `http://<ip>:<engine port>`, built once when the server's address is known.
+    base_url: Option<Arc<str>>,
     routable: bool,
     load: Option<Arc<WorkerLoad>>,
 }
@@ -142,7 +143,14 @@ impl Directory {
         let entry = inner.instances.entry(id).or_default();
         match event {
             InstanceEvent::InstanceRequested(r) => entry.model = Some(r.model_repo.clone()),
-            InstanceEvent::ServerStarted { public_ip } => entry.ip = Some(public_ip.clone()),
+            InstanceEvent::ServerStarted { public_ip } => {
+                let host = if public_ip.contains(':') {
+                    format!("[{public_ip}]")
+                } else {
+                    public_ip.clone()
+                };
+                entry.base_url = Some(format!("http://{host}:{}", self.engine_port).into());
+            }
             InstanceEvent::InstanceReady => {
                 entry.routable = true;
                 entry
@@ -188,7 +196,7 @@ impl Directory {
         let mut models: Vec<String> = inner
             .instances
             .values()
-            .filter(|e| e.routable && e.ip.is_some())
+            .filter(|e| e.routable && e.base_url.is_some())
             .filter_map(|e| e.model.clone())
             .collect::<HashSet<_>>()
             .into_iter()
@@ -238,20 +246,15 @@ impl Directory {
                 continue;
             }
             known = true;
-            let (true, Some(ip), Some(load)) = (e.routable, &e.ip, &e.load) else {
+            let (true, Some(base_url), Some(load)) = (e.routable, &e.base_url, &e.load) else {
                 continue;
             };
             if exclude.contains(id) {
                 continue;
             }
-            let host = if ip.contains(':') {
-                format!("[{ip}]")
-            } else {
-                ip.clone()
-            };
             let w = Worker {
                 instance_id: *id,
-                base_url: format!("http://{host}:{}", self.engine_port).into(),
+                base_url: base_url.clone(),
                 load: load.clone(),
             };
             if load.cooldown_until_ms.load(Ordering::Relaxed) > now {

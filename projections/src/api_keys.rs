@@ -177,17 +177,6 @@ pub async fn get<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<ApiKeyV
     row.map(|r| decode(&r, Utc::now())).transpose()
 }
 
-/// When a key was last used (from the usage read model).
-pub async fn last_used<'e>(
-    db: impl PgExecutor<'e>,
-    id: Uuid,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("select last_used_at from rm_usage.key_last_used where key_id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await
-}
-
 #[async_trait::async_trait]
 impl Projection for ApiKeys {
     fn name(&self) -> &'static str {

@@ -123,7 +123,7 @@ async fn view_of(
     let now = Utc::now();
     // Times of revocation and rotation come from the read model when it has caught up.
     let row = read::get(&state.pool, id).await?;
-    let last_used = read::last_used(&state.pool, id).await?;
+    let last_used = row.as_ref().and_then(|r| r.last_used_at);
     Ok(ApiKeyView::from_state(
         id,
         s,
