@@ -16,6 +16,6 @@ pub use lifecycle::{
     SshInstaller,
 };
 pub use runtime::{
-    Next, Processor, ProcessorRunner, ReactionObserver, RunnerSettings, Work, backoff,
+    Next, Processor, ProcessorRunner, ReactionObserver, RunnerSettings, WakeMemory, Work, backoff,
 };
 pub use settings::LifecycleSettings;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use inferplane_domain::model::{Model, ModelCommand, ModelId, ModelTask, RegisterModel};
 use inferplane_domain::{Actor, EventMetadata};
-use inferplane_processors::{Next, Processor, ProcessorRunner, RunnerSettings, Work};
+use inferplane_processors::{Next, Processor, ProcessorRunner, RunnerSettings, WakeMemory, Work};
 use inferplane_store::testing::TestDatabase;
 use inferplane_store::{CommandContext, EventStore, Notifier, StoredEvent};
 use tokio::sync::{Semaphore, watch};
@@ -38,7 +38,7 @@ impl Processor for Deactivator {
         "deactivator"
     }
 
-    fn wakes(&self, event: &StoredEvent) -> Option<String> {
+    fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
         (event.aggregate_type == "model").then(|| event.aggregate_id.clone())
     }
 

@@ -191,6 +191,10 @@ impl Projection for ApiKeys {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[ApiKey::TYPE]
+    }
+
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let relevant: Vec<&StoredEvent> = events
             .iter()

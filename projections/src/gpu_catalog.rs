@@ -154,6 +154,10 @@ impl Projection for GpuCatalog {
     }
 
     /// Writes each touched zone and type once per batch.
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[Zone::TYPE, InstanceType::TYPE]
+    }
+
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let zones = of_type(events, Zone::TYPE)?;
         if !zones.is_empty() {

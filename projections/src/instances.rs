@@ -232,6 +232,10 @@ impl Projection for Instances {
 
     /// Folds the batch onto the stored rows with [`Tracked`], then writes each touched
     /// instance once.
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[Instance::TYPE]
+    }
+
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let relevant: Vec<(Uuid, &StoredEvent)> = events
             .iter()

@@ -113,6 +113,10 @@ impl Projection for ModelCatalog {
 
     /// Folds the batch in memory with the aggregate's own `apply` (so the read model can never
     /// disagree with the aggregate), then writes each touched model once.
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[Model::TYPE]
+    }
+
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let relevant: Vec<&StoredEvent> = events
             .iter()

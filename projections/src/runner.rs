@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use inferplane_store::reader::{self, Filter};
-use inferplane_store::{Cursor, StoredEvent, WakeUps};
-use sqlx::{PgConnection, PgPool, Row};
+use inferplane_store::{Cursor, EventTap, StoredEvent, WakeUps};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 use tokio::sync::watch;
 
 /// A read model built from the global stream.
@@ -19,6 +19,10 @@ pub trait Projection: Send + Sync + 'static {
     fn version(&self) -> i32;
     /// DDL of the read model with unqualified names (run with the schema as `search_path`).
     fn schema(&self) -> &'static str;
+    /// The aggregate types whose events change the read model. The runner hands `apply` only
+    /// those, and moves the checkpoint over batches holding none of them without a
+    /// transaction (one statement instead of five).
+    fn aggregate_types(&self) -> &'static [&'static str];
     /// Applies a batch of events, in stream order. `search_path` is the projection's schema.
     /// Must only write through `conn`: the runner commits it with the checkpoint.
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()>;
@@ -108,46 +112,119 @@ async fn load_checkpoint(pool: &PgPool, name: &str) -> anyhow::Result<Cursor> {
     })
 }
 
-/// Applies one batch after `cursor` into `schema`, moving the checkpoint from `cursor` in the
-/// same transaction. Returns the new cursor and the number of events, or `None` when nothing
-/// was there. Fails with [`Fenced`] when another runner moved the checkpoint first.
+/// Where a runner stands: how far it read, and what its checkpoint row says.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// The last event read (and applied, when it concerned the read model).
+    read: Cursor,
+    /// The checkpoint row; behind `read` only by events that changed nothing.
+    persisted: Cursor,
+    /// Events read since `persisted`.
+    unpersisted: i64,
+}
+
+/// What one batch did.
+struct Batch {
+    read: usize,
+    /// Committed events follow that are not below the horizon yet.
+    held_back: bool,
+}
+
+/// Applies one batch after `pos.read` into `schema`, moving the checkpoint in the same
+/// transaction (fenced on `pos.persisted`). Returns `None` when nothing was there. Fails with
+/// [`Fenced`] when another runner moved the checkpoint first.
+///
+/// The batch is read through the process's [`EventTap`], before any transaction begins (a
+/// transaction holding an xid would hold back every reader's horizon for as long as it
+/// lasts). A batch with no event of the projection's aggregate types writes nothing: only the
+/// in-memory position moves, and the checkpoint follows within [`LAZY_CHECKPOINT`] (reading
+/// those events again after a crash is harmless, as they change nothing).
 async fn apply_batch<P: Projection + ?Sized>(
     pool: &PgPool,
+    tap: &EventTap,
     p: &P,
     schema: &str,
-    cursor: Cursor,
+    pos: &mut Position,
     batch: i64,
-) -> anyhow::Result<Option<(Cursor, usize)>> {
-    let mut tx = pool.begin().await?;
-    // Read before writing: the transaction has no xid yet, so it does not hold back its own
-    // horizon.
-    let events = reader::read_after(&mut tx, cursor, &Filter::default(), batch).await?;
-    let Some(last) = events.last().map(StoredEvent::cursor) else {
-        return Ok(None);
+) -> anyhow::Result<Option<Batch>> {
+    let mut conn = pool.acquire().await?;
+    let page = tap.read_after_checked(&mut conn, pos.read, batch).await?;
+    let Some(last) = page.events.last().map(StoredEvent::cursor) else {
+        return Ok(page.held_back.then_some(Batch {
+            read: 0,
+            held_back: true,
+        }));
     };
+    let read = page.events.len();
+    let types = p.aggregate_types();
+    let relevant: Vec<StoredEvent> = page
+        .events
+        .into_iter()
+        .filter(|e| types.contains(&e.aggregate_type.as_str()))
+        .collect();
+    if relevant.is_empty() {
+        pos.read = last;
+        pos.unpersisted += read as i64;
+        return Ok(Some(Batch {
+            read,
+            held_back: page.held_back,
+        }));
+    }
+    let mut tx = conn.begin().await?;
     set_search_path(&mut tx, schema).await?;
-    p.apply(&mut tx, &events).await?;
+    p.apply(&mut tx, &relevant).await?;
+    move_checkpoint(
+        &mut tx,
+        p.name(),
+        pos.persisted,
+        last,
+        pos.unpersisted + read as i64,
+    )
+    .await?;
+    tx.commit().await?;
+    *pos = Position {
+        read: last,
+        persisted: last,
+        unpersisted: 0,
+    };
+    Ok(Some(Batch {
+        read,
+        held_back: page.held_back,
+    }))
+}
+
+/// Moves the checkpoint from `from` to `to`, counting `seen` events; [`Fenced`] when the row
+/// is no longer at `from`.
+async fn move_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+    from: Cursor,
+    to: Cursor,
+    seen: i64,
+) -> anyhow::Result<()> {
     let moved = sqlx::query(
         "update projection_checkpoints
          set transaction_id = $2::text::xid8, position = $3, events_applied = events_applied + $4,
              updated_at = now()
          where name = $1 and transaction_id = $5::text::xid8 and position = $6",
     )
-    .bind(p.name())
-    .bind(last.transaction_id.to_string())
-    .bind(last.position)
-    .bind(events.len() as i64)
-    .bind(cursor.transaction_id.to_string())
-    .bind(cursor.position)
-    .execute(&mut *tx)
+    .bind(name)
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .bind(seen)
+    .bind(from.transaction_id.to_string())
+    .bind(from.position)
+    .execute(&mut *conn)
     .await?;
     if moved.rows_affected() != 1 {
-        tx.rollback().await?;
         return Err(Fenced.into());
     }
-    tx.commit().await?;
-    Ok(Some((last, events.len())))
+    Ok(())
 }
+
+/// Longest time the checkpoint stays behind events that changed nothing, once the runner is
+/// idle (so the projection's reported lag reaches zero soon after the stream goes quiet).
+const LAZY_CHECKPOINT: Duration = Duration::from_millis(100);
 
 /// Another runner (or a rebuild) moved the checkpoint: this runner's batch was rolled back.
 #[derive(Debug, thiserror::Error)]
@@ -241,27 +318,47 @@ impl ProjectionRunner {
             rebuild_logged(self.pool.clone(), projection).await?;
         }
         let schema = live_schema(name);
-        let mut cursor = load_checkpoint(&self.pool, name).await?;
+        let start = load_checkpoint(&self.pool, name).await?;
+        let mut pos = Position {
+            read: start,
+            persisted: start,
+            unpersisted: 0,
+        };
+        let mut persisted_at = std::time::Instant::now();
         loop {
             // Mark the wake-ups seen before reading, so an append during the read wakes us again.
             self.wakeups.borrow_and_update();
+            let mut held_back = false;
             loop {
+                let before = pos.persisted;
                 match apply_batch(
                     &self.pool,
+                    self.wakeups.tap(),
                     self.projection.as_ref(),
                     &schema,
-                    cursor,
+                    &mut pos,
                     self.batch_size,
                 )
                 .await
                 {
-                    Ok(Some((next, n))) => {
-                        cursor = next;
-                        metrics::counter!("inferplane_projection_events_applied_total", "projection" => name).increment(n as u64);
+                    Ok(Some(batch)) => {
+                        if pos.persisted != before {
+                            persisted_at = std::time::Instant::now();
+                        }
+                        metrics::counter!("inferplane_projection_events_applied_total", "projection" => name).increment(batch.read as u64);
+                        if batch.held_back || batch.read == 0 {
+                            held_back = batch.held_back;
+                            break;
+                        }
                     }
                     Ok(None) => break,
                     Err(e) if e.is::<Fenced>() => {
-                        cursor = load_checkpoint(&self.pool, name).await?;
+                        let at = load_checkpoint(&self.pool, name).await?;
+                        pos = Position {
+                            read: at,
+                            persisted: at,
+                            unpersisted: 0,
+                        };
                     }
                     Err(e) => return Err(e),
                 }
@@ -269,16 +366,47 @@ impl ProjectionRunner {
                     return Ok(());
                 }
             }
-            if reader::held_back(&mut *self.pool.acquire().await?, cursor).await? {
+            if held_back {
                 tokio::time::sleep(HELD_BACK_RETRY).await;
                 continue;
             }
+            // Idle: a checkpoint left behind by events that changed nothing follows shortly.
+            let pending = pos.persisted != pos.read;
+            if pending && persisted_at.elapsed() >= LAZY_CHECKPOINT {
+                match move_checkpoint(
+                    &mut *self.pool.acquire().await?,
+                    name,
+                    pos.persisted,
+                    pos.read,
+                    pos.unpersisted,
+                )
+                .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.is::<Fenced>() => {
+                        let at = load_checkpoint(&self.pool, name).await?;
+                        pos.read = at;
+                    }
+                    Err(e) => return Err(e),
+                }
+                pos.persisted = pos.read;
+                pos.unpersisted = 0;
+                persisted_at = std::time::Instant::now();
+                continue;
+            }
+            let wait = if pending {
+                LAZY_CHECKPOINT.saturating_sub(persisted_at.elapsed())
+            } else {
+                self.poll_interval
+            };
             tokio::select! {
                 _ = stopped(shutdown) => return Ok(()),
                 _ = self.wakeups.changed() => {}
-                _ = tokio::time::sleep(self.poll_interval) => {
-                    // Still leading? A lost lock connection means someone else may lead now.
-                    sqlx::query("select 1").execute(&mut lock_conn).await.context("lock connection lost")?;
+                _ = tokio::time::sleep(wait) => {
+                    if !pending {
+                        // Still leading? A lost lock connection means someone else may lead now.
+                        sqlx::query("select 1").execute(&mut lock_conn).await.context("lock connection lost")?;
+                    }
                 }
             }
         }

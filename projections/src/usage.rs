@@ -131,6 +131,10 @@ impl Projection for UsageModel {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["usage"]
+    }
+
     async fn apply(&self, conn: &mut PgConnection, events: &[StoredEvent]) -> anyhow::Result<()> {
         let mut rows: HashMap<GroupKey, Row> = HashMap::new();
         let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();

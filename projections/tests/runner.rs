@@ -253,6 +253,10 @@ impl Projection for OlderCatalog {
         ModelCatalog.schema()
     }
 
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        ModelCatalog.aggregate_types()
+    }
+
     async fn apply(
         &self,
         conn: &mut sqlx::PgConnection,

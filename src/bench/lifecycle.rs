@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::future::try_join_all;
 use inferplane_domain::instance::{
-    Instance, InstanceCommand, InstanceId, InstanceStatus, RequestInstance, VllmMode,
+    Instance, InstanceCommand, InstanceId, RequestInstance, VllmMode,
 };
 use inferplane_domain::{Actor, EventMetadata};
 use inferplane_processors::{
@@ -282,12 +282,12 @@ async fn control_plane(
         installer: Arc::new(LocalInstaller::new(8000, engine_config())),
         zones: ZONES.iter().map(|z| z.to_string()).collect(),
     });
-    let samples = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let samples = Arc::new(Mutex::new(Vec::<(&'static str, i64)>::new()));
     let observer = {
         let samples = samples.clone();
-        ReactionObserver(Arc::new(move |_, d| {
+        ReactionObserver(Arc::new(move |processor, d| {
             if let Ok(mut s) = samples.lock() {
-                s.push(d.as_nanos() as i64);
+                s.push((processor, d.as_nanos() as i64));
             }
         }))
     };
@@ -347,13 +347,7 @@ async fn control_plane(
         }
     }))
     .await?;
-    wait_all(
-        &store,
-        &ids,
-        InstanceStatus::Ready,
-        Duration::from_secs(300),
-    )
-    .await?;
+    wait_all(&store, &ids, "InstanceReady", Duration::from_secs(300)).await?;
     let up = started.elapsed();
     let reactions_up = samples.lock().map(|s| s.len()).unwrap_or(0);
     eprintln!(
@@ -376,13 +370,7 @@ async fn control_plane(
         }
     }))
     .await?;
-    wait_all(
-        &store,
-        &ids,
-        InstanceStatus::Terminated,
-        Duration::from_secs(300),
-    )
-    .await?;
+    wait_all(&store, &ids, "InstanceTerminated", Duration::from_secs(300)).await?;
     let down = started.elapsed();
     let _ = stop.send(true);
     for t in tasks {
@@ -390,12 +378,38 @@ async fn control_plane(
     }
     drop(notifier);
     pool.close().await;
-    let reactions = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    print_breakdown(&samples);
+    let reactions = samples.into_iter().map(|(_, d)| d).collect();
     Ok(Timings {
         up,
         down,
         reactions,
     })
+}
+
+/// Reaction time per processor, on stderr: where to look when the total misses.
+fn print_breakdown(samples: &[(&'static str, i64)]) {
+    let mut names: Vec<&str> = samples.iter().map(|(p, _)| *p).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let of: Vec<i64> = samples
+            .iter()
+            .filter(|(p, _)| *p == name)
+            .map(|(_, d)| *d)
+            .collect();
+        let count = of.len();
+        if let Some(s) = summarize(of) {
+            eprintln!(
+                "lifecycle: reaction of {name}: p50 {} p99 {} max {} ({} steps)",
+                ms(s.p50),
+                ms(s.p99),
+                ms(s.max),
+                count
+            );
+        }
+    }
 }
 
 async fn command(store: &EventStore, id: InstanceId, cmd: InstanceCommand) -> anyhow::Result<()> {
@@ -407,42 +421,41 @@ async fn command(store: &EventStore, id: InstanceId, cmd: InstanceCommand) -> an
     Ok(())
 }
 
-/// Waits until every instance is in `status`; fails on a failed instance or the deadline.
+/// Waits until every instance has recorded `reached` (one query per look, so that the
+/// waiting adds next to nothing to the database's load); fails on a failed instance or the
+/// deadline.
 async fn wait_all(
     store: &EventStore,
     ids: &[InstanceId],
-    status: InstanceStatus,
+    reached: &str,
     limit: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
-    let mut pending: Vec<InstanceId> = ids.to_vec();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for id in pending {
-            let s = store
-                .load::<Instance>(&id.to_string(), None)
-                .await?
-                .aggregate
-                .state
-                .context("instance vanished")?;
-            if s.status == InstanceStatus::Failed {
-                anyhow::bail!("instance {id} failed: {:?}", s.failure);
-            }
-            if s.status != status {
-                still.push(id);
-            }
+    let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    loop {
+        let (done, failed): (i64, Option<String>) = sqlx::query_as(
+            "select count(distinct aggregate_id) filter (where event_type = $2),
+                    min(aggregate_id) filter (where event_type = 'InstanceFailed')
+             from events
+             where aggregate_type = 'instance' and aggregate_id = any($1)
+               and event_type in ($2, 'InstanceFailed')",
+        )
+        .bind(&ids)
+        .bind(reached)
+        .fetch_one(store.pool())
+        .await?;
+        if let Some(id) = failed {
+            anyhow::bail!("instance {id} failed");
         }
-        pending = still;
+        if done as usize >= ids.len() {
+            return Ok(());
+        }
         if Instant::now() > deadline {
             anyhow::bail!(
-                "{} instances not {} in time",
-                pending.len(),
-                status.as_str()
+                "{} instances without {reached} in time",
+                ids.len() - done as usize
             );
         }
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(())
 }

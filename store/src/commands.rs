@@ -130,16 +130,61 @@ impl EventStore {
     where
         A::Command: Clone,
     {
+        self.execute_from::<A>(aggregate_id, None, command, services, ctx)
+            .await
+    }
+
+    /// Like [`execute`](Self::execute), but decides on `loaded`, the aggregate as the caller
+    /// has just loaded (or last changed) it, instead of loading it again: one round trip
+    /// instead of two when the command appends. If another writer appended since, the append
+    /// conflicts and the command is decided again on a fresh load, exactly as `execute` does
+    /// after a race; a refusal or a no-op is likewise decided again on a fresh load, so the
+    /// answer is always the one `execute` would give.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(aggregate_type = A::TYPE, aggregate_id))]
+    pub async fn execute_on<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        loaded: Loaded<A>,
+        command: A::Command,
+        services: &A::Services,
+        ctx: &CommandContext,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        self.execute_from::<A>(aggregate_id, Some(loaded), command, services, ctx)
+            .await
+    }
+
+    async fn execute_from<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        mut loaded: Option<Loaded<A>>,
+        command: A::Command,
+        services: &A::Services,
+        ctx: &CommandContext,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>>
+    where
+        A::Command: Clone,
+    {
         // Without If-Match the caller did not decide on a version: a command that lost a race
         // with another writer is decided again on the new state (a few times), rather than
         // turning an internal race into a client-visible conflict.
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let preloaded = loaded.is_some();
             match self
-                .execute_once::<A>(aggregate_id, command.clone(), services, ctx)
+                .execute_once::<A>(aggregate_id, loaded.take(), command.clone(), services, ctx)
                 .await
             {
+                // The caller's state may be older than the store's. Only an append proves it
+                // was current (it conflicts otherwise, and is decided again below): a refusal
+                // or a no-op decided on it is decided again on a fresh load.
+                Err(CommandError::Rejected(_)) if preloaded => continue,
+                Ok(outcome) if preloaded && outcome.events.is_empty() && !outcome.replayed => {
+                    continue;
+                }
                 Err(CommandError::Conflict { .. })
                     if ctx.expected_version.is_none() && attempt < MAX_RACE_RETRIES =>
                 {
@@ -159,6 +204,7 @@ impl EventStore {
     async fn execute_once<A: Aggregate>(
         &self,
         aggregate_id: &str,
+        loaded: Option<Loaded<A>>,
         command: A::Command,
         services: &A::Services,
         ctx: &CommandContext,
@@ -175,7 +221,10 @@ impl EventStore {
             version,
             created_at,
             updated_at,
-        } = load_with::<A>(&mut conn, aggregate_id, None).await?;
+        } = match loaded {
+            Some(loaded) => loaded,
+            None => load_with::<A>(&mut conn, aggregate_id, None).await?,
+        };
         if let Some(expected) = ctx.expected_version
             && expected != version
         {
@@ -397,7 +446,7 @@ async fn load_with<A: Aggregate>(
 }
 
 /// An aggregate rebuilt from its events.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Loaded<A> {
     pub aggregate: A,
     /// Last sequence; 0 when the aggregate has no events.

@@ -4,7 +4,8 @@
 //!   with optimistic concurrency and recording idempotency keys in the same transaction.
 //! - [`reader`] reads the global stream in commit-consistent order without ever skipping an
 //!   event (the xid8 horizon), for projections, processors and the live stream.
-//! - [`Notifier`] holds the one LISTEN connection of a process and wakes readers.
+//! - [`Notifier`] holds the one LISTEN connection of a process and wakes readers, and
+//!   [`EventTap`] lets them share one reading of the new events.
 //! - [`cluster`] starts a private PostgreSQL cluster from the installed binaries.
 
 pub mod cluster;
@@ -13,6 +14,7 @@ mod db;
 mod envelope;
 mod notifier;
 pub mod reader;
+mod tap;
 pub mod testing;
 
 pub use commands::{
@@ -21,6 +23,7 @@ pub use commands::{
 pub use db::{MIGRATOR, connect, migrations_pending};
 pub use envelope::{Cursor, StoredEvent};
 pub use notifier::{Notifier, WakeUps};
+pub use tap::EventTap;
 
 /// The channel the store's trigger notifies once per append transaction.
 pub const NOTIFY_CHANNEL: &str = "inferplane_events";

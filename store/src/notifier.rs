@@ -5,6 +5,7 @@
 //! appended"; after a lost connection the notifier wakes everyone so they catch up from their
 //! own checkpoints, since notifications sent meanwhile are gone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -13,13 +14,37 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::NOTIFY_CHANNEL;
+use crate::tap::EventTap;
 
-/// A receiver that changes whenever readers should look at the store again.
-pub type WakeUps = watch::Receiver<u64>;
+/// Changes whenever readers should look at the store again; carries the process's shared
+/// [`EventTap`], through which its readers read.
+#[derive(Clone)]
+pub struct WakeUps {
+    rx: watch::Receiver<u64>,
+    tap: Arc<EventTap>,
+}
+
+impl WakeUps {
+    /// Marks the wake-ups so far as seen.
+    pub fn borrow_and_update(&mut self) -> u64 {
+        *self.rx.borrow_and_update()
+    }
+
+    /// Resolves at the next wake-up not yet seen; fails when the notifier is gone.
+    pub async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        self.rx.changed().await
+    }
+
+    /// The process's shared reader of new events.
+    pub fn tap(&self) -> &EventTap {
+        &self.tap
+    }
+}
 
 /// Holds the process's LISTEN connection and fans wake-ups out in memory.
 pub struct Notifier {
     sender: watch::Sender<u64>,
+    tap: Arc<EventTap>,
     task: JoinHandle<()>,
 }
 
@@ -27,12 +52,16 @@ impl Notifier {
     /// Starts listening on `pool`'s database.
     pub fn spawn(pool: PgPool) -> Self {
         let (sender, _) = watch::channel(0);
+        let tap = Arc::new(EventTap::new(sender.subscribe()));
         let task = tokio::spawn(listen(pool, sender.clone()));
-        Self { sender, task }
+        Self { sender, tap, task }
     }
 
     pub fn subscribe(&self) -> WakeUps {
-        self.sender.subscribe()
+        WakeUps {
+            rx: self.sender.subscribe(),
+            tap: self.tap.clone(),
+        }
     }
 
     /// Wakes every reader, e.g. after an append made by this process.

@@ -125,6 +125,62 @@ async fn a_stale_expected_version_is_a_conflict_and_appends_nothing() {
     assert_eq!(event_count(&db).await, 1);
 }
 
+#[tokio::test]
+async fn a_command_decided_on_a_stale_state_is_decided_again_on_the_current_one() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let id = model_id("org/stale");
+
+    // Refused on the stale state (not registered yet), accepted on the current one.
+    let before = store.load::<Model>(&id, None).await.unwrap();
+    store
+        .execute::<Model>(&id, register("org/stale"), &(), &ctx())
+        .await
+        .unwrap();
+    let out = store
+        .execute_on::<Model>(&id, before, ModelCommand::Deactivate, &(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!((out.version, out.events.len()), (2, 1));
+
+    // A no-op on the stale state (inactive), a change on the current one (active again).
+    let inactive = store.load::<Model>(&id, None).await.unwrap();
+    store
+        .execute::<Model>(&id, ModelCommand::Activate, &(), &ctx())
+        .await
+        .unwrap();
+    let out = store
+        .execute_on::<Model>(&id, inactive.clone(), ModelCommand::Deactivate, &(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!((out.version, out.events.len()), (4, 1));
+    assert!(!out.aggregate.state.unwrap().active);
+
+    // Accepted on the stale state, but the append conflicts: decided again, nothing doubled.
+    store
+        .execute::<Model>(&id, ModelCommand::Activate, &(), &ctx())
+        .await
+        .unwrap();
+    let out = store
+        .execute_on::<Model>(&id, inactive, ModelCommand::Activate, &(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.version, out.events.len()),
+        (5, 0),
+        "already active: a no-op"
+    );
+    assert_eq!(event_count(&db).await, 5);
+
+    // On a current state it appends without loading again.
+    let current = store.load::<Model>(&id, None).await.unwrap();
+    let out = store
+        .execute_on::<Model>(&id, current, ModelCommand::Deactivate, &(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!((out.version, out.events.len()), (6, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_registrations_of_one_repository_append_exactly_once() {
     let db = TestDatabase::new().await;

@@ -21,7 +21,7 @@ use inferplane_store::StoredEvent;
 use super::installer::{InstallContext, InstallError, PhaseSink};
 use super::{InstanceSteps, Lifecycle, Recorded, drive, instance_event};
 use crate::probes::{ProbeResult, Probes};
-use crate::runtime::{Next, Processor, Work};
+use crate::runtime::{Next, Processor, WakeMemory, Work};
 
 const WAKES: &[&str] = &[
     "ServerStarted",
@@ -58,7 +58,7 @@ impl Processor for Bootstrap {
         "bootstrap"
     }
 
-    fn wakes(&self, event: &StoredEvent) -> Option<String> {
+    fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
         instance_event(event, WAKES)
     }
 

@@ -21,13 +21,14 @@ mod terminator;
 mod watchdog;
 pub mod worker_credentials;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use inferplane_domain::instance::{
     Instance, InstanceCommand, InstanceError, InstanceId, InstanceState,
 };
 use inferplane_scaleway::ScalewayClient;
-use inferplane_store::{CommandContext, CommandError, EventStore, StoredEvent};
+use inferplane_store::{CommandContext, CommandError, EventStore, Loaded, StoredEvent};
 
 pub use bootstrap::Bootstrap;
 pub use installer::{
@@ -113,14 +114,36 @@ impl Lifecycle {
         command: InstanceCommand,
     ) -> anyhow::Result<Recorded> {
         let ctx = CommandContext::new(work.metadata());
-        // Without If-Match the store decides again on the new state after a race.
-        match self
-            .store
-            .execute::<Instance>(&id.to_string(), command.clone(), &(), &ctx)
-            .await
-        {
+        // Without If-Match the store decides again on the new state after a race. Inside a
+        // step's rounds the instance as last loaded or changed is decided on directly.
+        let result = match take_step_state(id) {
+            Some(loaded) => {
+                self.store
+                    .execute_on::<Instance>(&id.to_string(), loaded, command.clone(), &(), &ctx)
+                    .await
+            }
+            None => {
+                self.store
+                    .execute::<Instance>(&id.to_string(), command.clone(), &(), &ctx)
+                    .await
+            }
+        };
+        match result {
             Ok(outcome) => Ok(match outcome.aggregate.state {
-                Some(s) => Recorded::Accepted(Box::new(s)),
+                Some(s) => {
+                    keep_step_state(
+                        id,
+                        Loaded {
+                            aggregate: Instance {
+                                state: Some(s.clone()),
+                            },
+                            version: outcome.version,
+                            created_at: outcome.created_at,
+                            updated_at: outcome.updated_at,
+                        },
+                    );
+                    Recorded::Accepted(Box::new(s))
+                }
                 None => Recorded::Refused(InstanceError::NotFound),
             }),
             Err(CommandError::Rejected(e)) => {
@@ -158,23 +181,69 @@ pub(crate) trait InstanceSteps: Send + Sync {
     async fn once(&self, work: &Work, id: InstanceId, inst: InstanceState) -> anyhow::Result<Next>;
 }
 
-/// Rounds of a step: after each recorded outcome the instance is loaded again and the next
-/// thing done at once, until the processor has to wait or nothing changes any more. A
-/// processor's own events therefore need not wake it (see [`Processor::wakes`]): the chain
-/// continues inside the step, which is what keeps the reaction to other parties' events short.
+tokio::task_local! {
+    /// The instance as the running step last loaded or changed it: what [`Lifecycle::record`]
+    /// decides on, and what the next round of [`drive`] starts from, instead of loading it
+    /// again. Scoped to one step, so it never outlives the step (an abandoned step included).
+    static STEP_STATE: RefCell<Option<(InstanceId, Loaded<Instance>)>>;
+}
+
+/// Takes the step's instance state, when inside a step's rounds and it is about `id`.
+fn take_step_state(id: InstanceId) -> Option<Loaded<Instance>> {
+    STEP_STATE
+        .try_with(|cell| {
+            let mut cell = cell.borrow_mut();
+            match cell.take() {
+                Some((held, loaded)) if held == id => Some(loaded),
+                other => {
+                    *cell = other;
+                    None
+                }
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Keeps the instance state for the step's next round or record (nothing outside a step).
+fn keep_step_state(id: InstanceId, loaded: Loaded<Instance>) {
+    let _ = STEP_STATE.try_with(|cell| *cell.borrow_mut() = Some((id, loaded)));
+}
+
+/// Rounds of a step: after each recorded outcome the next thing is done at once, on the
+/// instance as that outcome left it, until the processor has to wait or nothing changes any
+/// more. A processor's own events therefore need not wake it (see [`Processor::wakes`]): the
+/// chain continues inside the step, which is what keeps the reaction to other parties' events
+/// short. Only the first round loads the instance; each later one starts from the state the
+/// previous round's record returned (an append that lost a race with another writer reloads,
+/// in the store), so a round costs one round trip, the append.
 pub(crate) async fn drive(p: &dyn InstanceSteps, work: &Work) -> anyhow::Result<Next> {
+    STEP_STATE.scope(RefCell::new(None), rounds(p, work)).await
+}
+
+async fn rounds(p: &dyn InstanceSteps, work: &Work) -> anyhow::Result<Next> {
     const MAX_ROUNDS: usize = 32;
     let id = subject_id(work)?;
     let mut seen = None;
     for _ in 0..MAX_ROUNDS {
-        let Some((inst, version)) = p.lifecycle().load_versioned(id).await? else {
+        let loaded = match take_step_state(id) {
+            Some(loaded) => loaded,
+            None => {
+                p.lifecycle()
+                    .store
+                    .load::<Instance>(&id.to_string(), None)
+                    .await?
+            }
+        };
+        let Some(inst) = loaded.aggregate.state.clone() else {
             return Ok(Next::Done);
         };
-        if seen == Some(version) {
+        if seen == Some(loaded.version) {
             // The last round recorded nothing: done until another party wakes the instance.
             return Ok(Next::Done);
         }
-        seen = Some(version);
+        seen = Some(loaded.version);
+        keep_step_state(id, loaded);
         match p.once(work, id, inst).await? {
             Next::Done => continue,
             wait => return Ok(wait),

@@ -25,7 +25,7 @@ use inferplane_scaleway::{
 use inferplane_store::StoredEvent;
 
 use super::{InstanceSteps, Lifecycle, Recorded, drive, instance_event};
-use crate::runtime::{Next, Processor, Work};
+use crate::runtime::{Next, Processor, WakeMemory, Work};
 use crate::settings::{OWNER_TAG, instance_tag};
 
 const GB: u64 = 1_000_000_000;
@@ -41,7 +41,6 @@ const WAKES: &[&str] = &[
     "VolumeAttached",
     "PowerOnRequested",
     "ServerAllocationFailed",
-    "VolumeDeleted",
 ];
 
 pub struct Provisioning {
@@ -60,7 +59,7 @@ impl Processor for Provisioning {
         "provisioning"
     }
 
-    fn wakes(&self, event: &StoredEvent) -> Option<String> {
+    fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
         instance_event(event, WAKES)
     }
 

@@ -20,7 +20,7 @@ use inferplane_scaleway::{ListServersFilter, ListVolumesFilter, ServerAction, Se
 use inferplane_store::{CommandContext, StoredEvent};
 
 use super::Lifecycle;
-use crate::runtime::{Next, Processor, Work};
+use crate::runtime::{Next, Processor, WakeMemory, Work};
 use crate::settings::{OWNER_TAG, instance_of};
 
 pub struct Reconciler {
@@ -49,7 +49,7 @@ impl Processor for Reconciler {
         "reconciler"
     }
 
-    fn wakes(&self, _event: &StoredEvent) -> Option<String> {
+    fn wakes(&self, _event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
         None
     }
 

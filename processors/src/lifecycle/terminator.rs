@@ -10,14 +10,16 @@
 
 use std::sync::Arc;
 
-use inferplane_domain::instance::{InstanceCommand, InstanceId, InstanceState, InstanceStatus};
+use inferplane_domain::instance::{
+    Instance, InstanceCommand, InstanceId, InstanceState, InstanceStatus,
+};
 use inferplane_scaleway::{
     ListServersFilter, ListVolumesFilter, ScalewayError, ServerAction, ServerState, VolumeStatus,
 };
 use inferplane_store::StoredEvent;
 
 use super::{InstanceSteps, Lifecycle, drive, instance_event};
-use crate::runtime::{Next, Processor, Work};
+use crate::runtime::{Next, Processor, WakeMemory, Work};
 use crate::settings::instance_tag;
 
 const WAKES: &[&str] = &[
@@ -37,6 +39,34 @@ pub struct Terminator {
     lc: Arc<Lifecycle>,
 }
 
+/// The instance an event asks the terminator to look at, given what the feed remembers.
+fn wakes(event: &StoredEvent, memory: &mut WakeMemory) -> Option<String> {
+    if event.aggregate_type != <Instance as cqrs_es::Aggregate>::TYPE {
+        return None;
+    }
+    let id = &event.aggregate_id;
+    // The memory says whether an instance is being cleaned up (terminating or failed),
+    // for instances whose whole history this feed has read.
+    match event.event_type.as_str() {
+        "InstanceRequested" => {
+            memory.set(id, false);
+            None
+        }
+        "TerminationRequested" | "InstanceFailed" => {
+            memory.set(id, true);
+            Some(id.clone())
+        }
+        "InstanceTerminated" | "InstanceArchived" => {
+            memory.forget(id);
+            None
+        }
+        // Provisioning records resources all the time; they concern the terminator only
+        // when the create raced a termination. Known not to be cleaning: nothing to do.
+        "ServerCreated" | "VolumeCreated" => (memory.get(id) != Some(false)).then(|| id.clone()),
+        _ => instance_event(event, WAKES),
+    }
+}
+
 impl Terminator {
     pub fn new(lc: Arc<Lifecycle>) -> Self {
         Self { lc }
@@ -49,8 +79,8 @@ impl Processor for Terminator {
         "terminator"
     }
 
-    fn wakes(&self, event: &StoredEvent) -> Option<String> {
-        instance_event(event, WAKES)
+    fn wakes(&self, event: &StoredEvent, memory: &mut WakeMemory) -> Option<String> {
+        wakes(event, memory)
     }
 
     async fn step(&self, work: &Work) -> anyhow::Result<Next> {
@@ -291,4 +321,54 @@ fn zones_of(inst: &InstanceState) -> Vec<String> {
         }
     }
     zones
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, event_type: &str) -> StoredEvent {
+        StoredEvent {
+            position: 1,
+            transaction_id: 1,
+            aggregate_type: "instance".into(),
+            aggregate_id: id.into(),
+            sequence: 1,
+            event_type: event_type.into(),
+            event_version: "1".into(),
+            payload: serde_json::json!({}),
+            metadata: serde_json::json!({}),
+            recorded_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn resources_wake_the_terminator_only_when_they_may_concern_it() {
+        let mut memory = WakeMemory::default();
+        let woken = |m: &mut WakeMemory, id: &str, t: &str| wakes(&event(id, t), m).is_some();
+
+        // Seen from its request and not cleaning up: provisioning's records are not its business.
+        assert!(!woken(&mut memory, "a", "InstanceRequested"));
+        assert!(!woken(&mut memory, "a", "VolumeCreated"));
+        assert!(!woken(&mut memory, "a", "ServerCreated"));
+        // A termination wakes it, and so does a create that raced it.
+        assert!(woken(&mut memory, "a", "TerminationRequested"));
+        assert!(woken(&mut memory, "a", "ServerCreated"));
+        assert!(woken(&mut memory, "a", "VolumeDeleted"));
+        // Once terminated, it is forgotten.
+        assert!(!woken(&mut memory, "a", "InstanceTerminated"));
+        assert!(memory.is_empty());
+
+        // An instance whose request this feed did not read (it started leading later) could
+        // be cleaning up: its resources always wake the terminator.
+        assert!(woken(&mut memory, "b", "ServerCreated"));
+        // A failure counts as cleaning up.
+        assert!(!woken(&mut memory, "c", "InstanceRequested"));
+        assert!(woken(&mut memory, "c", "InstanceFailed"));
+        assert!(woken(&mut memory, "c", "VolumeCreated"));
+        // Other aggregates never wake it.
+        let mut other = event("m", "TerminationRequested");
+        other.aggregate_type = "model".into();
+        assert!(wakes(&other, &mut memory).is_none());
+    }
 }

@@ -22,7 +22,7 @@ use inferplane_store::StoredEvent;
 
 use super::{Lifecycle, instance_event, subject_id};
 use crate::probes::Probes;
-use crate::runtime::{Next, Processor, Work};
+use crate::runtime::{Next, Processor, WakeMemory, Work};
 
 const WAKES: &[&str] = &[
     "InstanceReady",
@@ -63,7 +63,7 @@ impl Processor for Watchdog {
         "watchdog"
     }
 
-    fn wakes(&self, event: &StoredEvent) -> Option<String> {
+    fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
         instance_event(event, WAKES)
     }
 

@@ -8,9 +8,10 @@
 //! event low when hundreds of instances move at once.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
@@ -39,6 +40,12 @@ pub(super) struct Dispatcher {
     /// (when, subject): subjects to look at again, and the work to run then.
     timers: BTreeSet<(Instant, String)>,
     timed: HashMap<String, Work>,
+    /// Subjects whose step returned but whose result is still being written to the work list:
+    /// a sweep meanwhile would read the old row and repeat the step.
+    finishing: Arc<Mutex<HashMap<String, usize>>>,
+    /// Subjects whose step finished while a sweep was reading the work list: the sweep may
+    /// have read their row before the step's result was written.
+    finished_while_sweeping: HashSet<String>,
 }
 
 impl Dispatcher {
@@ -58,6 +65,8 @@ impl Dispatcher {
             order: VecDeque::new(),
             timers: BTreeSet::new(),
             timed: HashMap::new(),
+            finishing: Arc::default(),
+            finished_while_sweeping: HashSet::new(),
         }
     }
 
@@ -65,11 +74,13 @@ impl Dispatcher {
         let name = self.processor.name();
         let mut tasks: JoinSet<Finished> = JoinSet::new();
         // Everything already due when leading starts (including work a crashed leader left).
+        // A sweep runs beside the loop, so that a slow query never holds up woken subjects.
         let mut next_sweep = Instant::now();
+        let mut sweeping: Option<tokio::task::JoinHandle<anyhow::Result<Vec<Work>>>> = None;
         loop {
-            if Instant::now() >= next_sweep {
-                self.sweep().await?;
-                next_sweep = Instant::now() + self.settings.poll_interval;
+            if sweeping.is_none() && Instant::now() >= next_sweep {
+                self.finished_while_sweeping.clear();
+                sweeping = Some(tokio::spawn(self.sweep()));
             }
             self.fire_timers();
             self.dispatch(&mut tasks);
@@ -78,17 +89,24 @@ impl Dispatcher {
             metrics::gauge!("inferplane_processor_work_waiting", "processor" => name)
                 .set((self.pending.len() + self.timers.len()) as f64);
 
-            let wake_at = self
-                .timers
-                .first()
-                .map(|(at, _)| *at)
-                .unwrap_or(next_sweep)
-                .min(next_sweep);
+            let mut wake_at = self.timers.first().map(|(at, _)| *at);
+            if sweeping.is_none() {
+                wake_at = Some(wake_at.map_or(next_sweep, |at| at.min(next_sweep)));
+            }
+            let wake_at = wake_at.unwrap_or_else(|| Instant::now() + self.settings.poll_interval);
             tokio::select! {
                 _ = stopped(shutdown) => {
                     // Steps in flight are abandoned; their rows stay for the next leader.
                     tasks.abort_all();
+                    if let Some(s) = sweeping.take() {
+                        s.abort();
+                    }
                     return Ok(());
+                }
+                swept = async { sweeping.as_mut().expect("guarded").await }, if sweeping.is_some() => {
+                    sweeping = None;
+                    next_sweep = Instant::now() + self.settings.poll_interval;
+                    self.swept(swept.context("sweep panicked")??);
                 }
                 works = self.woken.recv() => match works {
                     Some(works) => {
@@ -105,9 +123,9 @@ impl Dispatcher {
                     None => return Ok(()),
                 },
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    self.finished(done?);
+                    self.finished(done?, sweeping.is_some());
                     while let Some(done) = tasks.try_join_next() {
-                        self.finished(done?);
+                        self.finished(done?, sweeping.is_some());
                     }
                 }
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
@@ -128,8 +146,11 @@ impl Dispatcher {
         }
     }
 
-    fn finished(&mut self, done: Finished) {
+    fn finished(&mut self, done: Finished, sweeping: bool) {
         self.running.remove(&done.subject);
+        if sweeping {
+            self.finished_while_sweeping.insert(done.subject.clone());
+        }
         // Newer work for the subject (an event during the step) runs next anyway.
         if let Some((after, work)) = done.again
             && !self.pending.contains_key(&done.subject)
@@ -158,7 +179,8 @@ impl Dispatcher {
             let processor = self.processor.clone();
             let pool = self.pool.clone();
             let settings = self.settings.clone();
-            tasks.spawn(run_step(processor, pool, settings, work));
+            let finishing = self.finishing.clone();
+            tasks.spawn(run_step(processor, pool, settings, finishing, work));
         }
         // Subjects whose previous step still runs keep their place at the front.
         for subject in blocked.into_iter().rev() {
@@ -185,37 +207,56 @@ impl Dispatcher {
         }
     }
 
-    /// Every due row that is neither running nor already queued.
-    async fn sweep(&mut self) -> anyhow::Result<()> {
-        let known: Vec<String> = self
+    /// Reads every due row that is neither running, nor already queued, nor being finished.
+    fn sweep(&self) -> impl std::future::Future<Output = anyhow::Result<Vec<Work>>> + 'static {
+        let mut known: Vec<String> = self
             .running
             .iter()
             .chain(self.pending.keys())
             .cloned()
             .collect();
-        let rows = sqlx::query(
-            "select subject, generation, failures, trigger_position, trigger_recorded_at,
-                    correlation_id
-             from processor_work
-             where processor = $1 and due_at <= now() and subject <> all($2)
-             order by due_at
-             limit 10000",
-        )
-        .bind(self.processor.name())
-        .bind(&known)
-        .fetch_all(&self.pool)
-        .await?;
+        if let Ok(finishing) = self.finishing.lock() {
+            known.extend(finishing.keys().cloned());
+        }
+        let pool = self.pool.clone();
+        let name = self.processor.name();
+        async move {
+            let rows = sqlx::query(
+                "select subject, generation, failures, trigger_position, trigger_recorded_at,
+                        correlation_id
+                 from processor_work
+                 where processor = $1 and due_at <= now() and subject <> all($2)
+                 order by due_at
+                 limit 10000",
+            )
+            .bind(name)
+            .bind(&known)
+            .fetch_all(&pool)
+            .await?;
+            rows.iter()
+                .map(|r| Work::from_row(name, r).map_err(anyhow::Error::from))
+                .collect()
+        }
+    }
+
+    /// Queues what a sweep found, except subjects that started or finished a step meanwhile
+    /// (their row, as read, is already handled).
+    fn swept(&mut self, works: Vec<Work>) {
         let mut swept = HashSet::new();
-        for r in rows {
-            let work = Work::from_row(self.processor.name(), &r)?;
+        for work in works {
+            if self.running.contains(&work.subject)
+                || self.finished_while_sweeping.contains(&work.subject)
+            {
+                continue;
+            }
             swept.insert(work.subject.clone());
             self.queue(work);
         }
+        self.finished_while_sweeping.clear();
         if !swept.is_empty() {
             self.timers.retain(|(_, s)| !swept.contains(s));
             self.timed.retain(|s, _| !swept.contains(s));
         }
-        Ok(())
     }
 }
 
@@ -223,13 +264,15 @@ async fn run_step(
     processor: Arc<dyn Processor>,
     pool: PgPool,
     settings: RunnerSettings,
+    finishing: Arc<Mutex<HashMap<String, usize>>>,
     work: Work,
 ) -> Finished {
     let name = processor.name();
     // Time due before starting: queued behind the subject's previous step or a free slot.
     metrics::histogram!("inferplane_processor_wait_seconds", "processor" => name)
         .record(work.woken_at.elapsed().as_secs_f64());
-    if work.failures == 0
+    if work.woken_by_event
+        && work.failures == 0
         && let Some(at) = work.trigger_recorded_at
         && let Ok(d) = (Utc::now() - at).to_std()
     {
@@ -266,6 +309,7 @@ async fn run_step(
             *after,
             Work {
                 failures: 0,
+                woken_by_event: false,
                 ..work.clone()
             },
         )),
@@ -275,6 +319,7 @@ async fn run_step(
                 backoff(&settings, failures),
                 Work {
                     failures,
+                    woken_by_event: false,
                     ..work.clone()
                 },
             ))
@@ -282,10 +327,21 @@ async fn run_step(
     };
     let delay = again.as_ref().map(|(d, _)| *d);
     let subject = work.subject.clone();
+    if let Ok(mut f) = finishing.lock() {
+        *f.entry(subject.clone()).or_default() += 1;
+    }
     tokio::spawn(async move {
         if let Err(e) = finish(&pool, &work, result, delay).await {
             // The row stays due; the next sweep repeats the step.
             tracing::warn!(processor = name, subject = %work.subject, error = format!("{e:#}"), "could not record a step's result");
+        }
+        if let Ok(mut f) = finishing.lock()
+            && let Some(n) = f.get_mut(&work.subject)
+        {
+            *n -= 1;
+            if *n == 0 {
+                f.remove(&work.subject);
+            }
         }
     });
     Finished { subject, again }

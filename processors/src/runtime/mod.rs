@@ -20,7 +20,6 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use inferplane_domain::{Actor, DEFAULT_TENANT, EventMetadata};
-use inferplane_store::reader;
 use inferplane_store::{Cursor, StoredEvent, WakeUps};
 use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, watch};
@@ -53,6 +52,10 @@ pub struct Work {
     pub correlation_id: Option<Uuid>,
     /// When this process learned the subject was due (the feed or a sweep read its row).
     pub woken_at: std::time::Instant,
+    /// True when the feed handed the subject over because an event just woke it: the step is
+    /// a reaction to that event. False for a timer (a step asked to look again), a retry, or a
+    /// row found by a sweep; those are not reactions and are not measured as such.
+    pub woken_by_event: bool,
 }
 
 impl Work {
@@ -68,6 +71,7 @@ impl Work {
             trigger_recorded_at: r.try_get("trigger_recorded_at")?,
             correlation_id: r.try_get("correlation_id")?,
             woken_at: std::time::Instant::now(),
+            woken_by_event: false,
         })
     }
 
@@ -96,10 +100,12 @@ impl Work {
 pub trait Processor: Send + Sync + 'static {
     /// Stable name: the checkpoint's key, the actor of what it records, a metrics label.
     fn name(&self) -> &'static str;
-    /// The subject an event asks this processor to look at, if any. Events the processor
-    /// recorded itself never wake it: a step that records an outcome and has more to do
-    /// continues in the same step (or asks to be looked at again).
-    fn wakes(&self, event: &StoredEvent) -> Option<String>;
+    /// The subject an event asks this processor to look at, if any. It is told every event the
+    /// feed reads, in order, with the feed's [`WakeMemory`] (so it can remember what earlier
+    /// events said about a subject); but events the processor recorded itself never wake it: a
+    /// step that records an outcome and has more to do continues in the same step (or asks to
+    /// be looked at again).
+    fn wakes(&self, event: &StoredEvent, memory: &mut WakeMemory) -> Option<String>;
     /// Does the next thing the subject needs. Must be idempotent: the runner may repeat a step
     /// whose outcome was not recorded (crash, lost leadership, timeout).
     async fn step(&self, work: &Work) -> anyhow::Result<Next>;
@@ -110,6 +116,46 @@ pub trait Processor: Send + Sync + 'static {
     /// False for processors that no event wakes (periodic work only): they read nothing.
     fn reads_events(&self) -> bool {
         true
+    }
+}
+
+/// What a processor's feed remembers about subjects between the events it reads, so that
+/// [`Processor::wakes`] can leave a subject asleep when an event cannot concern it given what
+/// came before (a resource recorded on an instance known not to be terminating, say).
+///
+/// It starts empty each time this process starts leading the processor, and knows only what
+/// this feed has read since: `None` from [`get`](Self::get) means "not seen from its start",
+/// and must be treated as "could be anything" (wake). Entries are removed with
+/// [`forget`](Self::forget) when a subject's story ends, so it holds live subjects only.
+#[derive(Debug, Default)]
+pub struct WakeMemory {
+    flags: std::collections::HashMap<String, bool>,
+}
+
+impl WakeMemory {
+    pub fn set(&mut self, subject: &str, flag: bool) {
+        match self.flags.get_mut(subject) {
+            Some(f) => *f = flag,
+            None => {
+                self.flags.insert(subject.to_string(), flag);
+            }
+        }
+    }
+
+    pub fn get(&self, subject: &str) -> Option<bool> {
+        self.flags.get(subject).copied()
+    }
+
+    pub fn forget(&mut self, subject: &str) {
+        self.flags.remove(subject);
+    }
+
+    pub fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
     }
 }
 
@@ -255,20 +301,23 @@ impl ProcessorRunner {
         // that wake nothing move only the first, and the checkpoint follows at most every
         // CHECKPOINT_EVERY: re-reading them after a crash is harmless.
         let mut cursor = load_checkpoint(&self.pool, name).await?;
+        let mut memory = WakeMemory::default();
         let mut persisted = cursor;
         let mut unpersisted: i64 = 0;
         let mut persisted_at = std::time::Instant::now();
         loop {
             self.wakeups.borrow_and_update();
             let held_back = loop {
-                let page =
-                    reader::read_after_checked(&mut *lock_conn, cursor, self.settings.batch_size)
-                        .await?;
+                let page = self
+                    .wakeups
+                    .tap()
+                    .read_after_checked(&mut *lock_conn, cursor, self.settings.batch_size)
+                    .await?;
                 let full = page.events.len() as i64 >= self.settings.batch_size;
                 if let Some(last) = page.events.last().map(StoredEvent::cursor) {
                     cursor = last;
                     unpersisted += page.events.len() as i64;
-                    let woke = Woken::of(self.processor.as_ref(), &page.events);
+                    let woke = Woken::of(self.processor.as_ref(), &page.events, &mut memory);
                     if !woke.is_empty() || persisted_at.elapsed() >= CHECKPOINT_EVERY {
                         let works = persist(
                             &mut *lock_conn,
@@ -375,16 +424,18 @@ struct Woken {
 }
 
 impl Woken {
-    fn of(p: &dyn Processor, events: &[StoredEvent]) -> Self {
+    fn of(p: &dyn Processor, events: &[StoredEvent], memory: &mut WakeMemory) -> Self {
         let mut w = Self::default();
         let mut seen = std::collections::HashMap::<String, usize>::new();
         for e in events {
+            let Some(subject) = p.wakes(e, memory) else {
+                continue;
+            };
             // A processor's own outcomes do not wake it: its step continues by itself.
             let actor = &e.metadata["actor"];
             if actor["kind"] == "processor" && actor["id"] == p.name() {
                 continue;
             }
-            let Some(subject) = p.wakes(e) else { continue };
             let correlation = e
                 .metadata
                 .get("correlation_id")
@@ -471,7 +522,10 @@ async fn persist(
     let mut works = Vec::new();
     for r in &rows {
         if r.try_get::<Option<String>, _>("subject")?.is_some() {
-            works.push(Work::from_row(name, r)?);
+            works.push(Work {
+                woken_by_event: true,
+                ..Work::from_row(name, r)?
+            });
         }
     }
     Ok(works)

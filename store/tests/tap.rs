@@ -1,0 +1,232 @@
+//! The shared reader of a process: readers served from memory see exactly what their own
+//! query would have returned, and never miss what came after.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use inferplane_domain::{Actor, EventMetadata};
+use inferplane_store::testing::TestDatabase;
+use inferplane_store::{Cursor, EventStore, NewEvent, Notifier, StoredEvent, WakeUps};
+use sqlx::{PgConnection, PgPool};
+
+async fn append(pool: &PgPool, aggregate_id: &str) {
+    let event = NewEvent {
+        event_type: "Tested".into(),
+        event_version: "1".into(),
+        payload: serde_json::json!({}),
+    };
+    EventStore::new(pool.clone())
+        .append(
+            "test",
+            aggregate_id,
+            0,
+            &[event],
+            &EventMetadata::new_command(Actor::system("test")),
+        )
+        .await
+        .unwrap();
+}
+
+/// A connection whose transaction is aborted: every query on it fails, so a read that
+/// succeeds on it was answered from memory.
+async fn poisoned(pool: &PgPool) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("begin").execute(&mut *conn).await.unwrap();
+    let _ = sqlx::query("select 1/0").execute(&mut *conn).await;
+    conn
+}
+
+/// Follows the stream through the tap until `n` events are seen (or 20 s pass).
+async fn follow(
+    wakeups: &mut WakeUps,
+    conn: &mut PgConnection,
+    mut cursor: Cursor,
+    batch: i64,
+    n: usize,
+) -> Vec<StoredEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while seen.len() < n && tokio::time::Instant::now() < deadline {
+        wakeups.borrow_and_update();
+        let page = wakeups
+            .tap()
+            .read_after_checked(conn, cursor, batch)
+            .await
+            .unwrap();
+        if let Some(last) = page.events.last() {
+            cursor = last.cursor();
+        }
+        let empty = page.events.is_empty();
+        seen.extend(page.events);
+        if empty {
+            let _ = tokio::time::timeout(Duration::from_millis(50), wakeups.changed()).await;
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_second_reader_is_served_from_memory_and_new_events_still_reach_it() {
+    let db = TestDatabase::new().await;
+    let notifier = Notifier::spawn(db.pool.clone());
+    let mut wakeups = notifier.subscribe();
+    for i in 0..5 {
+        append(&db.pool, &format!("a{i}")).await;
+    }
+    // Let their notifications arrive first: the check below relies on none coming after the
+    // tap's read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = follow(
+        &mut wakeups,
+        &mut db.pool.acquire().await.unwrap(),
+        Cursor::START,
+        1000,
+        5,
+    )
+    .await;
+    assert_eq!(first.len(), 5);
+
+    // The same events for a reader whose connection cannot run a query: from memory.
+    let mut broken = poisoned(&db.pool).await;
+    let other = wakeups.clone();
+    let tap = other.tap();
+    let again = tap
+        .read_after_checked(&mut broken, Cursor::START, 1000)
+        .await
+        .expect("served from memory");
+    assert_eq!(again.events, first);
+    let tail = tap
+        .read_after_checked(&mut broken, first[1].cursor(), 2)
+        .await
+        .expect("served from memory");
+    assert_eq!(
+        tail.events,
+        first[2..4].to_vec(),
+        "a suffix, up to the limit"
+    );
+    let none = tap
+        .read_after_checked(&mut broken, first[4].cursor(), 1000)
+        .await
+        .expect("nothing new, without a query");
+    assert!(none.events.is_empty());
+
+    // A new event is announced: the tap must query (and fails on the broken connection),
+    // then serves it to a working one.
+    append(&db.pool, "late").await;
+    tokio::time::timeout(Duration::from_secs(5), wakeups.changed())
+        .await
+        .expect("notified")
+        .unwrap();
+    assert!(
+        tap.read_after_checked(&mut broken, first[4].cursor(), 1000)
+            .await
+            .is_err(),
+        "after a notification the head is read again"
+    );
+    let late = follow(
+        &mut wakeups,
+        &mut db.pool.acquire().await.unwrap(),
+        first[4].cursor(),
+        1000,
+        1,
+    )
+    .await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].aggregate_id, "late");
+}
+
+#[tokio::test]
+async fn the_tap_does_not_pass_a_transaction_held_open() {
+    let db = TestDatabase::new().await;
+    let notifier = Notifier::spawn(db.pool.clone());
+    let mut wakeups = notifier.subscribe();
+    let mut conn = db.pool.acquire().await.unwrap();
+
+    let mut open = db.pool.begin().await.unwrap();
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         values ('test', 'held', 1, 'Tested', '1', '{}', '{}')",
+    )
+    .execute(&mut *open)
+    .await
+    .unwrap();
+    append(&db.pool, "after").await;
+
+    let page = wakeups
+        .tap()
+        .read_after_checked(&mut conn, Cursor::START, 1000)
+        .await
+        .unwrap();
+    assert!(
+        page.events.is_empty(),
+        "nothing passes the open transaction"
+    );
+    assert!(page.held_back, "and the reader is told to look again");
+    // Asked again at once, with no notification in between: still a query, not "nothing new".
+    let again = wakeups
+        .tap()
+        .read_after_checked(&mut conn, Cursor::START, 1000)
+        .await
+        .unwrap();
+    assert!(again.held_back);
+
+    open.commit().await.unwrap();
+    let seen = follow(&mut wakeups, &mut conn, Cursor::START, 1000, 2).await;
+    assert_eq!(
+        seen.iter()
+            .map(|e| e.aggregate_id.as_str())
+            .collect::<Vec<_>>(),
+        ["held", "after"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_sharing_a_tap_see_every_event_once_in_order_under_concurrent_writers() {
+    const WRITERS: usize = 8;
+    const APPENDS: usize = 40;
+    let db = TestDatabase::new().await;
+    let notifier = Notifier::spawn(db.pool.clone());
+
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let pool = db.pool.clone();
+        writers.push(tokio::spawn(async move {
+            for a in 0..APPENDS {
+                append(&pool, &format!("w{w}-a{a}")).await;
+                if a % 7 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }));
+    }
+    let total = WRITERS * APPENDS;
+    // Readers with different batch sizes and speeds; the last one starts late, behind what
+    // the tap holds, and catches up with reads of its own.
+    let mut readers = Vec::new();
+    for (i, batch) in [1000_i64, 7, 1].into_iter().enumerate() {
+        let mut wakeups = notifier.subscribe();
+        let pool = db.pool.clone();
+        readers.push(tokio::spawn(async move {
+            if i == 2 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            let mut conn = pool.acquire().await.unwrap();
+            follow(&mut wakeups, &mut conn, Cursor::START, batch, total).await
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let table_order: Vec<i64> =
+        sqlx::query_scalar("select position from events order by transaction_id, position")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(table_order.len(), total);
+    for r in readers {
+        let seen: Vec<i64> = r.await.unwrap().iter().map(|e| e.position).collect();
+        let unique: HashSet<i64> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "an event was delivered twice");
+        assert_eq!(seen, table_order, "every event, in commit-consistent order");
+    }
+}
