@@ -222,6 +222,9 @@ async fn move_checkpoint(
     Ok(())
 }
 
+/// How long a woken projection waits before reading.
+const COALESCE: Duration = Duration::from_millis(10);
+
 /// Longest time the checkpoint stays behind events that changed nothing, once the runner is
 /// idle (so the projection's reported lag reaches zero soon after the stream goes quiet).
 const LAZY_CHECKPOINT: Duration = Duration::from_millis(100);
@@ -346,7 +349,9 @@ impl ProjectionRunner {
                             persisted_at = std::time::Instant::now();
                         }
                         metrics::counter!("inferplane_projection_events_applied_total", "projection" => name).increment(batch.read as u64);
-                        if batch.held_back || batch.read == 0 {
+                        // A batch short of full read everything there was: wait for the next
+                        // wake-up (and let what comes gather) rather than chase each append.
+                        if batch.held_back || (batch.read as i64) < self.batch_size {
                             held_back = batch.held_back;
                             break;
                         }
@@ -401,7 +406,11 @@ impl ProjectionRunner {
             };
             tokio::select! {
                 _ = stopped(shutdown) => return Ok(()),
-                _ = self.wakeups.changed() => {}
+                _ = self.wakeups.changed() => {
+                    // Let a burst of appends gather, so that it is applied in one transaction
+                    // rather than one per append (read models may trail by this much).
+                    tokio::time::sleep(COALESCE).await;
+                }
                 _ = tokio::time::sleep(wait) => {
                     if !pending {
                         // Still leading? A lost lock connection means someone else may lead now.

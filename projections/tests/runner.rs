@@ -335,3 +335,51 @@ async fn an_event_held_back_by_an_older_transaction_is_applied_once_that_transac
     assert_eq!(wait_caught_up(&db.pool).await, 2);
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_the_projection_does_not_read_still_move_its_checkpoint_to_the_head() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let runner = process(&db, Duration::from_secs(30)).await;
+    register(&store, 3, "a").await;
+    wait_caught_up(&db.pool).await;
+
+    // 40 appends of another aggregate type: nothing to project, so no transaction; the
+    // checkpoint still reaches the head once the runner is idle (events_applied counts every
+    // event read).
+    for i in 0..40 {
+        store
+            .append(
+                "elsewhere",
+                &format!("x{i}"),
+                0,
+                &[inferplane_store::NewEvent {
+                    event_type: "Happened".into(),
+                    event_version: "1".into(),
+                    payload: serde_json::json!({}),
+                }],
+                &EventMetadata::new_command(Actor::system("test")),
+            )
+            .await
+            .unwrap();
+    }
+    let total = wait_caught_up(&db.pool).await;
+    assert_eq!(total, 43);
+    let (position, applied) = checkpoint(&db.pool).await;
+    let head: i64 = sqlx::query_scalar("select max(position) from events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!((position, applied), (head, 43));
+    // A model after them is projected as usual.
+    register(&store, 1, "b").await;
+    assert_eq!(wait_caught_up(&db.pool).await, 44);
+    assert_eq!(
+        models::list(&db.pool, &ModelQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    runner.stop().await;
+}

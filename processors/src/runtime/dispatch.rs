@@ -218,6 +218,8 @@ impl Dispatcher {
         if let Ok(finishing) = self.finishing.lock() {
             known.extend(finishing.keys().cloned());
         }
+        // Subjects waiting on a timer: their rows look due (a poll's delay is not written).
+        known.extend(self.timed.keys().cloned());
         let pool = self.pool.clone();
         let name = self.processor.name();
         async move {
@@ -245,6 +247,7 @@ impl Dispatcher {
         let mut swept = HashSet::new();
         for work in works {
             if self.running.contains(&work.subject)
+                || self.timed.contains_key(&work.subject)
                 || self.finished_while_sweeping.contains(&work.subject)
             {
                 continue;
@@ -347,8 +350,10 @@ async fn run_step(
     Finished { subject, again }
 }
 
-/// Records a step's result in the work list: deleted when done, due again after `delay`
-/// otherwise. Rows woken again since the step started (a newer generation) are left alone.
+/// Records a step's result in the work list: deleted when done; after a failure, due again
+/// after `delay` with the failure counted (so backoff survives a restart); after a success
+/// asking to look again later, left as it is. Rows woken again since the step started (a
+/// newer generation) are left alone.
 async fn finish(
     pool: &PgPool,
     work: &Work,
@@ -368,6 +373,10 @@ async fn finish(
             .execute(pool)
             .await?;
         }
+        // Looking again later after a success: the dispatcher's timer does it, and the row,
+        // still due, is what a next leader repeats after a crash (level-triggered, harmless).
+        // Writing the delay would cost a round trip per poll for nothing this leader needs.
+        Ok(Next::After(_)) if work.failures == 0 => {}
         Ok(Next::After(_)) => {
             sqlx::query(
                 "update processor_work
