@@ -170,10 +170,19 @@ impl EventStore {
         // Without If-Match the caller did not decide on a version: a command that lost a race
         // with another writer is decided again on the new state (a few times), rather than
         // turning an internal race into a client-visible conflict.
+        if ctx
+            .expected_version
+            .is_some_and(|v| loaded.as_ref().is_some_and(|l| l.version != v))
+        {
+            // The caller's If-Match is against the store, not against the state it holds.
+            loaded = None;
+        }
         let mut attempt = 0;
         loop {
-            attempt += 1;
             let preloaded = loaded.is_some();
+            if !preloaded {
+                attempt += 1;
+            }
             match self
                 .execute_once::<A>(aggregate_id, loaded.take(), command.clone(), services, ctx)
                 .await

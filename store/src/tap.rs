@@ -7,14 +7,16 @@
 //! after a cursor the tap holds is answered from memory; the first reader past the tap's head
 //! reads from the database (on its own connection) and the others, waiting behind it, get
 //! what it read. A reader far behind (catching up after a restart, a rebuild) reads directly
-//! and leaves the tap alone.
+//! and leaves the tap alone; a reader ahead of it (the others stopped) starts a new run.
 //!
 //! Correctness is the reader's own query's: the tap only ever holds a contiguous run of the
 //! global order as [`read_after_checked`](crate::reader::read_after_checked) returned it
 //! (below the horizon), so serving a suffix of it is exactly what that query would return. A
-//! reader at the head is told "nothing new" without a query only while no notification came
-//! since the tap's last read began, that read saw nothing held back, and it is younger than
-//! [`TRUST_FOR`] (so the readers' periodic polling still reaches the database).
+//! page short of the reader's limit tells it "caught up", so it is only ever answered when
+//! the tap can prove nothing came after its head: no notification since the tap's last read
+//! began, that read saw nothing held back, and it is younger than [`TRUST_FOR`] (so the
+//! readers' periodic polling still reaches the database). Otherwise the tap reads on past its
+//! head for that reader.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -25,8 +27,12 @@ use tokio::sync::{Mutex, watch};
 use crate::reader::{self, Page};
 use crate::{Cursor, StoredEvent};
 
-/// Events kept in memory; older ones are dropped from the front.
-const CAPACITY: usize = 20_000;
+/// Events kept in memory; older ones are dropped from the front. Readers of one process
+/// trail each other by a few batches; one further behind just reads on its own.
+const CAPACITY: usize = 4_096;
+
+/// Longest a shared read may take before its caller fails (and its runner starts again).
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a read with no notification since is trusted to be the head.
 const TRUST_FOR: Duration = Duration::from_secs(1);
@@ -79,32 +85,55 @@ impl EventTap {
         let Some(start) = st.start else {
             return self.read_into(&mut st, conn, after, limit).await;
         };
-        if after < start || after > st.head {
-            // Behind what is held (or ahead of it): a reader of its own.
+        if after < start {
+            // Behind what is held: a reader of its own.
             drop(st);
             metrics::counter!("inferplane_tap_reads_total", "served" => "direct").increment(1);
             return reader::read_after_checked(conn, after, limit as i64).await;
         }
+        if after > st.head {
+            // Ahead of what is held (the readers that kept it moving stopped): hold a new
+            // run from here.
+            return self.read_into(&mut st, conn, after, limit).await;
+        }
         if after < st.head {
             let from = st.events.partition_point(|e| e.cursor() <= after);
-            let events: Vec<StoredEvent> = st.events.range(from..).take(limit).cloned().collect();
+            let mut events: Vec<StoredEvent> =
+                st.events.range(from..).take(limit).cloned().collect();
             metrics::counter!("inferplane_tap_reads_total", "served" => "memory").increment(1);
+            if events.len() == limit || self.head_trusted(&st) {
+                // A full page (the reader asks again), or everything there is.
+                return Ok(Page {
+                    events,
+                    held_back: false,
+                });
+            }
+            // The held run ends here but more may have come: a short page must mean "caught
+            // up" to the reader, so read on past the head for it.
+            let head = st.head;
+            let more = self
+                .read_into(&mut st, conn, head, limit - events.len())
+                .await?;
+            events.extend(more.events);
             return Ok(Page {
-                // Everything up to the head was below the horizon when read.
-                held_back: false,
                 events,
+                held_back: more.held_back,
             });
         }
         // At the head.
-        let notification = *self.notified.borrow();
-        if notification == st.read_at_notification
-            && !st.held_back
-            && st.read_at.is_some_and(|t| t.elapsed() < TRUST_FOR)
-        {
+        if self.head_trusted(&st) {
             metrics::counter!("inferplane_tap_reads_total", "served" => "nothing_new").increment(1);
             return Ok(Page::default());
         }
         self.read_into(&mut st, conn, after, limit).await
+    }
+
+    /// True when the last read proves nothing came after the head: no notification since it
+    /// began, nothing held back, and recent enough.
+    fn head_trusted(&self, st: &TapState) -> bool {
+        *self.notified.borrow() == st.read_at_notification
+            && !st.held_back
+            && st.read_at.is_some_and(|t| t.elapsed() < TRUST_FOR)
     }
 
     /// Reads after `after` (the head, or anywhere when nothing is held) into memory.
@@ -117,7 +146,19 @@ impl EventTap {
     ) -> Result<Page, sqlx::Error> {
         let notification = *self.notified.borrow();
         let began = Instant::now();
-        let page = reader::read_after_checked(conn, after, limit as i64).await?;
+        // The lock is held across this query: bound it, so that one hung connection cannot
+        // stall every reader of the process (the caller's runner fails and starts again).
+        let page = tokio::time::timeout(
+            READ_TIMEOUT,
+            reader::read_after_checked(conn, after, limit as i64),
+        )
+        .await
+        .map_err(|_| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "reading new events timed out",
+            ))
+        })??;
         metrics::counter!("inferplane_tap_reads_total", "served" => "database").increment(1);
         if st.start.is_none() || after != st.head {
             st.start = Some(after);

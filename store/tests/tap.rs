@@ -230,3 +230,41 @@ async fn readers_sharing_a_tap_see_every_event_once_in_order_under_concurrent_wr
         assert_eq!(seen, table_order, "every event, in commit-consistent order");
     }
 }
+
+#[tokio::test]
+async fn a_reader_behind_the_head_gets_what_came_after_it_in_the_same_page() {
+    let db = TestDatabase::new().await;
+    let notifier = Notifier::spawn(db.pool.clone());
+    let mut wakeups = notifier.subscribe();
+    let mut conn = db.pool.acquire().await.unwrap();
+    for i in 0..3 {
+        append(&db.pool, &format!("a{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = follow(&mut wakeups, &mut conn, Cursor::START, 1000, 3).await;
+    assert_eq!(first.len(), 3);
+
+    // Another reader marks the next notification seen, then asks from the start. Memory holds
+    // three events, but a fourth came since: a short page would tell it "caught up" and leave
+    // the fourth until the next poll, so the page must include it.
+    let mut other = notifier.subscribe();
+    other.borrow_and_update();
+    append(&db.pool, "late").await;
+    tokio::time::timeout(Duration::from_secs(5), other.changed())
+        .await
+        .expect("notified")
+        .unwrap();
+    other.borrow_and_update();
+    let page = other
+        .tap()
+        .read_after_checked(&mut conn, Cursor::START, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.events
+            .iter()
+            .map(|e| e.aggregate_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a0", "a1", "a2", "late"]
+    );
+}
