@@ -20,8 +20,7 @@ pub trait Projection: Send + Sync + 'static {
     /// DDL of the read model with unqualified names (run with the schema as `search_path`).
     fn schema(&self) -> &'static str;
     /// The aggregate types whose events change the read model. The runner hands `apply` only
-    /// those, and moves the checkpoint over batches holding none of them without a
-    /// transaction (one statement instead of five).
+    /// those; a batch holding none of them writes nothing (the checkpoint follows lazily).
     fn aggregate_types(&self) -> &'static [&'static str];
     /// Applies a batch of events, in stream order. `search_path` is the projection's schema.
     /// Must only write through `conn`: the runner commits it with the checkpoint.

@@ -175,10 +175,26 @@ async fn a_command_decided_on_a_stale_state_is_decided_again_on_the_current_one(
     // On a current state it appends without loading again.
     let current = store.load::<Model>(&id, None).await.unwrap();
     let out = store
-        .execute_on::<Model>(&id, current, ModelCommand::Deactivate, &(), &ctx())
+        .execute_on::<Model>(&id, current.clone(), ModelCommand::Deactivate, &(), &ctx())
         .await
         .unwrap();
     assert_eq!((out.version, out.events.len()), (6, 1));
+
+    // Proof that the held state, not a load, decided: a held state at the store's version
+    // that says "inactive" while the store says "active" makes Activate append (a load would
+    // have found it active already, a no-op).
+    store
+        .execute::<Model>(&id, ModelCommand::Activate, &(), &ctx())
+        .await
+        .unwrap();
+    let mut held = store.load::<Model>(&id, None).await.unwrap();
+    assert!(held.aggregate.state.as_ref().unwrap().active);
+    held.aggregate.state.as_mut().unwrap().active = false;
+    let out = store
+        .execute_on::<Model>(&id, held, ModelCommand::Activate, &(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!((out.version, out.events.len()), (8, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -75,16 +75,8 @@ impl Lifecycle {
 
     /// The instance as its events say now; `None` if it was never requested.
     pub async fn load(&self, id: InstanceId) -> anyhow::Result<Option<InstanceState>> {
-        Ok(self.load_versioned(id).await?.map(|(s, _)| s))
-    }
-
-    /// The instance and its version (last sequence).
-    pub async fn load_versioned(
-        &self,
-        id: InstanceId,
-    ) -> anyhow::Result<Option<(InstanceState, i64)>> {
         let loaded = self.store.load::<Instance>(&id.to_string(), None).await?;
-        Ok(loaded.aggregate.state.map(|s| (s, loaded.version)))
+        Ok(loaded.aggregate.state)
     }
 
     /// How long ago the latest of `event_types` was recorded for the instance: the time spent
