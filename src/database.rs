@@ -18,6 +18,7 @@ impl Database {
     /// Connects to `DATABASE_URL`, or starts (or reuses) the private cluster and its
     /// `inferplane` database.
     pub async fn open(args: &DbArgs) -> anyhow::Result<Self> {
+        inferplane_store::set_append_group_max(usize::from(args.append_group_max));
         if let Some(url) = args.database_url.as_deref().filter(|u| !u.is_empty()) {
             let pool = inferplane_store::connect(url, args.db_max_connections)
                 .await

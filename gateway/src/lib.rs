@@ -141,13 +141,13 @@ impl Gateway {
             return;
         };
         match e.aggregate_type.as_str() {
-            "api_key" => match serde_json::from_value::<ApiKeyEvent>(e.payload.clone()) {
+            "api_key" => match e.decode::<ApiKeyEvent>() {
                 Ok(event) => self.keys.apply(id, e.sequence, event),
                 Err(err) => {
                     tracing::error!(position = e.position, error = %err, "undecodable API key event")
                 }
             },
-            "instance" => match serde_json::from_value::<InstanceEvent>(e.payload.clone()) {
+            "instance" => match e.decode::<InstanceEvent>() {
                 Ok(event) => self.directory.apply_instance(id, &event),
                 Err(err) => {
                     tracing::error!(position = e.position, error = %err, "undecodable instance event")
@@ -203,18 +203,7 @@ impl Gateway {
                 return Ok(n);
             }
             for r in &rows {
-                let e = StoredEvent {
-                    position: r.try_get("position")?,
-                    transaction_id: r.try_get("txid")?,
-                    aggregate_type: r.try_get("aggregate_type")?,
-                    aggregate_id: r.try_get("aggregate_id")?,
-                    sequence: r.try_get("sequence")?,
-                    event_type: r.try_get("event_type")?,
-                    event_version: r.try_get("event_version")?,
-                    payload: r.try_get("payload")?,
-                    metadata: r.try_get("metadata")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                };
+                let e = inferplane_store::reader::decode(r)?;
                 after = e.cursor();
                 self.apply(&e);
                 n += 1;

@@ -119,7 +119,7 @@ fn fold<A: Aggregate>(
     events: &[(Uuid, &StoredEvent)],
 ) -> anyhow::Result<HashMap<Uuid, Folded<A>>> {
     for (id, e) in events {
-        let event: A::Event = serde_json::from_value(e.payload.clone())?;
+        let event: A::Event = e.decode()?;
         let entry = touched
             .entry(*id)
             .or_insert_with(|| (A::default(), 0, None, e.recorded_at));

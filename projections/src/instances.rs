@@ -118,7 +118,7 @@ impl Tracked {
 
     /// Decodes and applies a stored event of this instance.
     pub fn apply_stored(&mut self, e: &StoredEvent) -> Result<(), serde_json::Error> {
-        let event: InstanceEvent = serde_json::from_value(e.payload.clone())?;
+        let event: InstanceEvent = e.decode()?;
         self.apply(event, e.sequence, e.recorded_at);
         Ok(())
     }

@@ -151,7 +151,7 @@ impl Projection for ModelCatalog {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         for (e, id) in relevant.iter().zip(&ids) {
-            let event: ModelEvent = serde_json::from_value(e.payload.clone())?;
+            let event: ModelEvent = e.decode()?;
             let entry = touched
                 .entry(*id)
                 .or_insert_with(|| (Model::default(), 0, None, e.recorded_at));

@@ -139,7 +139,7 @@ impl Projection for UsageModel {
         let mut rows: HashMap<GroupKey, Row> = HashMap::new();
         let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
         for e in events.iter().filter(|e| e.aggregate_type == "usage") {
-            let UsageEvent::UsageRecorded { records } = serde_json::from_value(e.payload.clone())?;
+            let UsageEvent::UsageRecorded { records } = e.decode()?;
             for r in &records {
                 add(&mut rows, r);
                 if let Some(k) = r.key_id {

@@ -322,6 +322,14 @@ async fn control_plane(
     }
     // Let every runner take its lead before the clock starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // A running control plane has its connections open: open the pools' connections before
+    // the clock starts (the runners hold some, so take what comes within a moment).
+    for p in [&pool, &db.pool] {
+        let mut conns = Vec::new();
+        while let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(100), p.acquire()).await {
+            conns.push(c);
+        }
+    }
 
     let started = Instant::now();
     let ids: Vec<InstanceId> = (0..n).map(|_| InstanceId::new_v7()).collect();

@@ -6,6 +6,8 @@ use cqrs_es::{Aggregate, DomainEvent};
 use inferplane_domain::EventMetadata;
 use sqlx::{Acquire, PgConnection, PgPool, Row};
 
+use crate::writer::GroupWriter;
+
 /// Everything a command carries besides itself.
 #[derive(Debug, Clone)]
 pub struct CommandContext {
@@ -89,9 +91,11 @@ const MAX_RACE_RETRIES: u32 = 8;
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
+    writer: GroupWriter,
 }
 
 /// A serialised event ready to append.
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event_type: String,
     pub event_version: String,
@@ -100,7 +104,10 @@ pub struct NewEvent {
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            writer: GroupWriter::new(pool.clone()),
+            pool,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -223,8 +230,6 @@ impl EventStore {
         {
             return Ok(outcome);
         }
-        // One connection for the load and the append.
-        let mut conn = self.pool.acquire().await?;
         let Loaded {
             mut aggregate,
             version,
@@ -232,7 +237,7 @@ impl EventStore {
             updated_at,
         } = match loaded {
             Some(loaded) => loaded,
-            None => load_with::<A>(&mut conn, aggregate_id, None).await?,
+            None => self.load::<A>(aggregate_id, None).await?,
         };
         if let Some(expected) = ctx.expected_version
             && expected != version
@@ -266,20 +271,19 @@ impl EventStore {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
 
+        let new_version = version + new_events.len() as i64;
+        let metadata = serde_json::to_value(&ctx.metadata).map_err(anyhow::Error::from)?;
         let appended = match &ctx.idempotency {
-            // A single multi-row INSERT is atomic on its own: no BEGIN/COMMIT round trips.
-            None => append_in(
-                &mut conn,
-                A::TYPE,
-                aggregate_id,
-                version,
-                &new_events,
-                &ctx.metadata,
-            )
-            .await
-            .map(|p| (p, true)),
+            // Written by the process's group writer, with the appends queued beside it (one
+            // statement, atomic on its own).
+            None => self
+                .writer
+                .append(A::TYPE, aggregate_id, version, new_events, metadata)
+                .await
+                .map(|p| (p, true)),
+            // The key is recorded in the same transaction as the events.
             Some(idem) => {
-                let new_version = version + new_events.len() as i64;
+                let mut conn = self.pool.acquire().await?;
                 let mut tx = (&mut *conn).begin().await?;
                 let appended = append_in(
                     &mut tx,
@@ -287,7 +291,7 @@ impl EventStore {
                     aggregate_id,
                     version,
                     &new_events,
-                    &ctx.metadata,
+                    &metadata,
                 )
                 .await;
                 match appended {
@@ -309,7 +313,6 @@ impl EventStore {
                 }
             }
         };
-        drop(conn);
         let (last_position, appended_at) = match appended {
             Ok((p, true)) => p,
             // A concurrent request with the same key committed first: our events were rolled
@@ -338,9 +341,8 @@ impl EventStore {
             }
             Err(AppendError::Db(e)) => return Err(e.into()),
         };
-        let new_version = version + new_events.len() as i64;
-        for e in &new_events {
-            metrics::counter!("inferplane_events_appended_total", "aggregate_type" => A::TYPE, "event_type" => e.event_type.clone()).increment(1);
+        for e in &events {
+            metrics::counter!("inferplane_events_appended_total", "aggregate_type" => A::TYPE, "event_type" => e.event_type()).increment(1);
         }
         Ok(CommandOutcome {
             aggregate_id: aggregate_id.to_string(),
@@ -399,21 +401,20 @@ impl EventStore {
         events: &[NewEvent],
         metadata: &EventMetadata,
     ) -> anyhow::Result<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
-        let last = append_in(
-            &mut tx,
-            aggregate_type,
-            aggregate_id,
-            expected_version,
-            events,
-            metadata,
-        )
-        .await
-        .map_err(|e| match e {
-            AppendError::Conflict => anyhow::anyhow!("concurrent append to {aggregate_id}"),
-            AppendError::Db(e) => e.into(),
-        })?;
-        tx.commit().await?;
+        let last = self
+            .writer
+            .append(
+                aggregate_type,
+                aggregate_id,
+                expected_version,
+                events.to_vec(),
+                serde_json::to_value(metadata)?,
+            )
+            .await
+            .map_err(|e| match e {
+                AppendError::Conflict => anyhow::anyhow!("concurrent append to {aggregate_id}"),
+                AppendError::Db(e) => e.into(),
+            })?;
         Ok(last.0)
     }
 }
@@ -464,20 +465,20 @@ pub struct Loaded<A> {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-enum AppendError {
+pub(crate) enum AppendError {
     Conflict,
     Db(sqlx::Error),
 }
 
 /// One multi-row INSERT for all events of a command. A unique violation on the primary key
 /// means another command appended the same sequence first.
-async fn append_in(
+pub(crate) async fn append_in(
     conn: &mut PgConnection,
     aggregate_type: &str,
     aggregate_id: &str,
     version: i64,
     events: &[NewEvent],
-    metadata: &EventMetadata,
+    metadata: &serde_json::Value,
 ) -> Result<(Option<i64>, Option<DateTime<Utc>>), AppendError> {
     if events.is_empty() {
         return Ok((None, None));
@@ -486,8 +487,6 @@ async fn append_in(
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
-    let metadata = serde_json::to_value(metadata)
-        .map_err(|e| AppendError::Db(sqlx::Error::Encode(e.into())))?;
     let result = sqlx::query_as::<_, (i64, DateTime<Utc>)>(
         "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          select $1, $2, s, t, v, p, $7
@@ -500,7 +499,7 @@ async fn append_in(
     .bind(&types)
     .bind(&versions)
     .bind(&payloads)
-    .bind(&metadata)
+    .bind(metadata)
     .fetch_all(&mut *conn)
     .await;
     match result {

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,10 @@ impl Cursor {
 }
 
 /// One event as stored, with its place in the global stream.
+///
+/// Its JSON documents are shared, not copied: every reader of a process gets the events the
+/// shared reading decoded once ([`EventTap`](crate::EventTap)), and a clone costs a few small
+/// strings, not a deep copy of the payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     pub position: i64,
@@ -31,12 +37,17 @@ pub struct StoredEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: serde_json::Value,
-    pub metadata: serde_json::Value,
+    pub payload: Arc<serde_json::Value>,
+    pub metadata: Arc<serde_json::Value>,
     pub recorded_at: DateTime<Utc>,
 }
 
 impl StoredEvent {
+    /// Decodes the payload as `T` (without copying it).
+    pub fn decode<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        T::deserialize(&*self.payload)
+    }
+
     pub fn cursor(&self) -> Cursor {
         Cursor {
             transaction_id: self.transaction_id,

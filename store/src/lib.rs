@@ -16,6 +16,7 @@ mod notifier;
 pub mod reader;
 mod tap;
 pub mod testing;
+mod writer;
 
 pub use commands::{
     CommandContext, CommandError, CommandOutcome, EventStore, Idempotency, Loaded, NewEvent,
@@ -24,6 +25,7 @@ pub use db::{MIGRATOR, connect, migrations_pending};
 pub use envelope::{Cursor, StoredEvent};
 pub use notifier::{Notifier, WakeUps};
 pub use tap::EventTap;
+pub use writer::{DEFAULT_APPEND_GROUP_MAX, set_append_group_max};
 
 /// The channel the store's trigger notifies once per append transaction.
 pub const NOTIFY_CHANNEL: &str = "inferplane_events";

@@ -239,7 +239,10 @@ pub async fn head(conn: &mut PgConnection) -> Result<Cursor, sqlx::Error> {
     })
 }
 
-fn decode(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
+/// Decodes a row that has the reader's columns (`position`, `txid` (the transaction id as a
+/// bigint), `aggregate_type`, `aggregate_id`, `sequence`, `event_type`, `event_version`,
+/// `payload`, `metadata`, `recorded_at`).
+pub fn decode(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
     Ok(StoredEvent {
         position: row.try_get("position")?,
         transaction_id: row.try_get("txid")?,
@@ -248,8 +251,8 @@ fn decode(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
         sequence: row.try_get("sequence")?,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
+        payload: std::sync::Arc::new(row.try_get("payload")?),
+        metadata: std::sync::Arc::new(row.try_get("metadata")?),
         recorded_at: row.try_get("recorded_at")?,
     })
 }

@@ -13,10 +13,14 @@
 //! global order as [`read_after_checked`](crate::reader::read_after_checked) returned it
 //! (below the horizon), so serving a suffix of it is exactly what that query would return. A
 //! page short of the reader's limit tells it "caught up", so it is only ever answered when
-//! the tap can prove nothing came after its head: no notification since the tap's last read
-//! began, that read saw nothing held back, and it is younger than [`TRUST_FOR`] (so the
-//! readers' periodic polling still reaches the database). Otherwise the tap reads on past its
-//! head for that reader.
+//! the tap can prove nothing came after its head for that reader: the tap's last read saw
+//! nothing held back, and either it began after the reader asked (a read the reader could
+//! have made itself: readers mark their wake-ups seen before they read, so a notification
+//! that came later wakes them again), or no notification came since it began and it is
+//! younger than [`TRUST_FOR`] (so the readers' periodic polling still reaches the database).
+//! Otherwise the tap reads on past its head for that reader. Under a stream of notifications
+//! this is what keeps one reading per wave: the readers queued behind a read are answered by
+//! it, instead of each reading again for the notification that came while they waited.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -81,6 +85,8 @@ impl EventTap {
         limit: i64,
     ) -> Result<Page, sqlx::Error> {
         let limit = limit.max(1) as usize;
+        // A read that begins after this moment is as good as this reader's own query.
+        let asked = Instant::now();
         let mut st = self.state.lock().await;
         let Some(start) = st.start else {
             return self.read_into(&mut st, conn, after, limit).await;
@@ -101,7 +107,7 @@ impl EventTap {
             let mut events: Vec<StoredEvent> =
                 st.events.range(from..).take(limit).cloned().collect();
             metrics::counter!("inferplane_tap_reads_total", "served" => "memory").increment(1);
-            if events.len() == limit || self.head_trusted(&st) {
+            if events.len() == limit || self.head_trusted(&st, asked) {
                 // A full page (the reader asks again), or everything there is.
                 return Ok(Page {
                     events,
@@ -121,19 +127,25 @@ impl EventTap {
             });
         }
         // At the head.
-        if self.head_trusted(&st) {
+        if self.head_trusted(&st, asked) {
             metrics::counter!("inferplane_tap_reads_total", "served" => "nothing_new").increment(1);
             return Ok(Page::default());
         }
         self.read_into(&mut st, conn, after, limit).await
     }
 
-    /// True when the last read proves nothing came after the head: no notification since it
-    /// began, nothing held back, and recent enough.
-    fn head_trusted(&self, st: &TapState) -> bool {
-        *self.notified.borrow() == st.read_at_notification
-            && !st.held_back
-            && st.read_at.is_some_and(|t| t.elapsed() < TRUST_FOR)
+    /// True when the last read proves nothing came after the head for a reader that asked at
+    /// `asked`: it saw nothing held back, and either it began after the reader asked (so it is
+    /// a read the reader could have made itself; what was notified since wakes the reader
+    /// again), or no notification came since it began and it is recent enough.
+    fn head_trusted(&self, st: &TapState, asked: Instant) -> bool {
+        let Some(read_at) = st.read_at else {
+            return false;
+        };
+        !st.held_back
+            && (read_at >= asked
+                || (*self.notified.borrow() == st.read_at_notification
+                    && read_at.elapsed() < TRUST_FOR))
     }
 
     /// Reads after `after` (the head, or anywhere when nothing is held) into memory.

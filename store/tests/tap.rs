@@ -268,3 +268,137 @@ async fn a_reader_behind_the_head_gets_what_came_after_it_in_the_same_page() {
         ["a0", "a1", "a2", "late"]
     );
 }
+
+/// A TCP hop to the database that can hold back the server's answers: a query sent through
+/// it while paused waits until it is resumed.
+struct Hop {
+    url: String,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl Hop {
+    async fn start(url: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::{TcpListener, TcpStream};
+
+        // postgres://[user@]host[:port]/database[?...]
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (user, rest) = match rest.split_once('@') {
+            Some((user, rest)) => (format!("{user}@"), rest),
+            None => (String::new(), rest),
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap());
+        let upstream = if authority.contains(':') {
+            authority.to_string()
+        } else {
+            format!("{authority}:5432")
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let through = format!("{scheme}://{user}127.0.0.1:{port}{path}");
+        let (paused, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = TcpStream::connect(&upstream).await.unwrap();
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_rx, &mut server_tx).await;
+                });
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let Ok(n) = server_rx.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        if watch.wait_for(|p| !*p).await.is_err() {
+                            return;
+                        }
+                        if client_tx.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url: through,
+            paused,
+        }
+    }
+
+    async fn connect(&self) -> PgConnection {
+        use sqlx::Connection;
+        PgConnection::connect(&self.url).await.unwrap()
+    }
+
+    fn pause(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+}
+
+/// Readers queued behind a read that began after they asked are answered by it, even if a
+/// notification came meanwhile: under a stream of notifications that is what keeps one
+/// reading per wave instead of one per reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_it() {
+    use std::sync::Arc;
+
+    use inferplane_store::EventTap;
+    use tokio::sync::watch;
+
+    let db = TestDatabase::new().await;
+    for i in 0..3 {
+        append(&db.pool, &format!("a{i}")).await;
+    }
+    let (notify, notified) = watch::channel(0u64);
+    let tap = Arc::new(EventTap::new(notified));
+    let read = |mut conn: PgConnection| {
+        let tap = tap.clone();
+        tokio::spawn(async move {
+            tap.read_after_checked(&mut conn, Cursor::START, 1000)
+                .await
+                .map(|p| p.events)
+        })
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(200));
+    let (hop_c, hop_b) = (Hop::start(&db.url).await, Hop::start(&db.url).await);
+
+    // C's read is under way (its answer held back), holding the tap.
+    let conn_c = hop_c.connect().await;
+    hop_c.pause(true);
+    let c = read(conn_c);
+    settle().await;
+    // B asks while C's read runs: C's read began before B asked, so B must read itself.
+    let b = read(hop_b.connect().await);
+    settle().await;
+    // E asks after B, on a connection that cannot run a query.
+    let e = read(poisoned(&db.pool).await.detach());
+    settle().await;
+    // A notification comes while C's read runs: C's read, which began before B asked, no longer
+    // answers it. C's answer arrives; B's read begins (after E asked), and
+    // another notification comes while it runs.
+    notify.send_modify(|n| *n += 1);
+    hop_b.pause(true);
+    hop_c.pause(false);
+    assert_eq!(c.await.unwrap().unwrap().len(), 3);
+    settle().await;
+    notify.send_modify(|n| *n += 1);
+    hop_b.pause(false);
+    assert_eq!(b.await.unwrap().unwrap().len(), 3);
+    let served = e
+        .await
+        .unwrap()
+        .expect("answered by B's read, without a query");
+    assert_eq!(
+        served
+            .iter()
+            .map(|e| e.aggregate_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a0", "a1", "a2"]
+    );
+}

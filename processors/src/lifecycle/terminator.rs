@@ -336,8 +336,8 @@ mod tests {
             sequence: 1,
             event_type: event_type.into(),
             event_version: "1".into(),
-            payload: serde_json::json!({}),
-            metadata: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
+            metadata: serde_json::json!({}).into(),
             recorded_at: chrono::Utc::now(),
         }
     }

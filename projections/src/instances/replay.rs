@@ -143,11 +143,10 @@ pub async fn replay(
     };
     // A prefix of the history, in sequence order: the state after it is one the aggregate had.
     for e in events.iter().take_while(included) {
-        let event: InstanceEvent =
-            serde_json::from_value(e.payload.clone()).map_err(|source| ReplayError::Decode {
-                position: e.position,
-                source,
-            })?;
+        let event: InstanceEvent = e.decode().map_err(|source| ReplayError::Decode {
+            position: e.position,
+            source,
+        })?;
         let text = summary(&event);
         replay.tracked.apply(event, e.sequence, e.recorded_at);
         let Some(state) = replay.tracked.instance.state.as_ref() else {

@@ -1,0 +1,263 @@
+//! Group commit of appends: the appends of a process that arrive while one is being written
+//! are written together, in one statement and one transaction.
+//!
+//! Every append transaction notifies (`events_notify`), and PostgreSQL serialises notifying
+//! commits, WAL flush included: with twenty concurrent writers a one-row append took 11 ms
+//! instead of 3.5 ms without the trigger (docs/decisions/0017). One writer task per process
+//! takes what has queued while its previous statement ran and writes it as one multi-row
+//! INSERT: one commit, one flush and one notification for the whole group. Alone, an append is
+//! written at once, exactly as before; under load, a burst of N appends costs one commit
+//! instead of N queued ones.
+//!
+//! Each append in a group keeps its own optimistic concurrency: a group never holds two appends
+//! to the same aggregate (the second waits for the next group), and a group that fails (a
+//! sequence already taken, any other error) is written again one append per statement, so the
+//! conflict or the error reaches the append that caused it and the others are not affected.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::commands::{AppendError, NewEvent, append_in};
+
+/// Most appends written by one statement, unless [`set_append_group_max`] says otherwise.
+/// PostgreSQL gives no reason for a bound (one statement, no subtransactions), but a bounded
+/// group keeps one slow statement from holding back a long queue, and its fallback short.
+pub const DEFAULT_APPEND_GROUP_MAX: usize = 64;
+
+static GROUP_MAX: AtomicUsize = AtomicUsize::new(DEFAULT_APPEND_GROUP_MAX);
+
+/// Sets the most appends one statement writes, for every store of this process (the
+/// `--append-group-max` knob). 1 turns grouping off: each append is then written by its own
+/// caller, concurrently with the others, as a single statement.
+pub fn set_append_group_max(max: usize) {
+    GROUP_MAX.store(max.max(1), Ordering::Relaxed);
+}
+
+fn group_max() -> usize {
+    GROUP_MAX.load(Ordering::Relaxed)
+}
+
+/// What an append left: the global position of its last event and when it was recorded.
+pub(crate) type Appended = (Option<i64>, Option<DateTime<Utc>>);
+
+struct Request {
+    aggregate_type: String,
+    aggregate_id: String,
+    version: i64,
+    events: Vec<NewEvent>,
+    metadata: serde_json::Value,
+    queued: Instant,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+impl Request {
+    fn new(
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: i64,
+        events: Vec<NewEvent>,
+        metadata: serde_json::Value,
+    ) -> (Self, oneshot::Receiver<Result<Appended, AppendError>>) {
+        let (reply, answer) = oneshot::channel();
+        let request = Self {
+            aggregate_type: aggregate_type.to_string(),
+            aggregate_id: aggregate_id.to_string(),
+            version,
+            events,
+            metadata,
+            queued: Instant::now(),
+            reply,
+        };
+        (request, answer)
+    }
+}
+
+/// The process's writer: a queue in front of one task, started with the first append.
+#[derive(Clone)]
+pub(crate) struct GroupWriter {
+    pool: PgPool,
+    queue: Arc<OnceLock<mpsc::UnboundedSender<Request>>>,
+}
+
+impl GroupWriter {
+    pub(crate) fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            queue: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Appends `events` to one aggregate expected at `version`, with the appends queued beside
+    /// it. Resolves once the events are committed (or refused).
+    pub(crate) async fn append(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: i64,
+        events: Vec<NewEvent>,
+        metadata: serde_json::Value,
+    ) -> Result<Appended, AppendError> {
+        if events.is_empty() {
+            return Ok((None, None));
+        }
+        if group_max() == 1 {
+            let request = Request::new(aggregate_type, aggregate_id, version, events, metadata).0;
+            return write_one(&self.pool, &request).await;
+        }
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(run(self.pool.clone(), rx));
+            tx
+        });
+        let (request, answer) =
+            Request::new(aggregate_type, aggregate_id, version, events, metadata);
+        if let Err(mpsc::error::SendError(request)) = queue.send(request) {
+            // The writer is gone with the runtime that started it: write directly.
+            return write_one(&self.pool, &request).await;
+        }
+        answer
+            .await
+            .map_err(|_| AppendError::Db(sqlx::Error::WorkerCrashed))?
+    }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Request>) {
+    // Appends deferred because their aggregate already had one in the group.
+    let mut deferred: VecDeque<Request> = VecDeque::new();
+    loop {
+        if deferred.is_empty() {
+            match rx.recv().await {
+                Some(r) => deferred.push_back(r),
+                None => return,
+            }
+        }
+        while let Ok(r) = rx.try_recv() {
+            deferred.push_back(r);
+        }
+        let mut group = Vec::new();
+        let mut streams = HashSet::new();
+        let mut later = VecDeque::new();
+        let max = group_max();
+        while let Some(r) = deferred.pop_front() {
+            if group.len() >= max
+                || !streams.insert((r.aggregate_type.clone(), r.aggregate_id.clone()))
+            {
+                later.push_back(r);
+            } else {
+                group.push(r);
+            }
+        }
+        deferred = later;
+        write(&pool, group).await;
+    }
+}
+
+/// Writes a group and answers each of its appends.
+async fn write(pool: &PgPool, group: Vec<Request>) {
+    let started = Instant::now();
+    for r in &group {
+        metrics::histogram!("inferplane_append_queue_seconds")
+            .record(started.duration_since(r.queued).as_secs_f64());
+    }
+    metrics::histogram!("inferplane_append_group_size").record(group.len() as f64);
+    if group.len() == 1 {
+        let r = group.into_iter().next().expect("one");
+        let result = write_one(pool, &r).await;
+        let _ = r.reply.send(result);
+        return;
+    }
+    match write_group(pool, &group).await {
+        Ok(mut appended) => {
+            for r in group {
+                let result = appended
+                    .remove(&(r.aggregate_type.clone(), r.aggregate_id.clone()))
+                    .unwrap_or((None, None));
+                let _ = r.reply.send(Ok(result));
+            }
+        }
+        Err(e) => {
+            // Nothing of the group was written (one statement): write each alone, so only the
+            // append at fault sees its conflict or error.
+            metrics::counter!("inferplane_append_group_fallbacks_total").increment(1);
+            tracing::debug!(appends = group.len(), error = %e, "group append failed; writing each alone");
+            for r in group {
+                let result = write_one(pool, &r).await;
+                let _ = r.reply.send(result);
+            }
+        }
+    }
+}
+
+async fn write_one(pool: &PgPool, r: &Request) -> Result<Appended, AppendError> {
+    let mut conn = pool.acquire().await.map_err(AppendError::Db)?;
+    append_in(
+        &mut conn,
+        &r.aggregate_type,
+        &r.aggregate_id,
+        r.version,
+        &r.events,
+        &r.metadata,
+    )
+    .await
+}
+
+/// One multi-row INSERT for every event of the group, in the group's order (each append's
+/// events keep their order, so positions grow with sequences within an aggregate).
+async fn write_group(
+    pool: &PgPool,
+    group: &[Request],
+) -> Result<HashMap<(String, String), Appended>, sqlx::Error> {
+    let rows: usize = group.iter().map(|r| r.events.len()).sum();
+    let mut types = Vec::with_capacity(rows);
+    let mut ids = Vec::with_capacity(rows);
+    let mut sequences = Vec::with_capacity(rows);
+    let mut event_types = Vec::with_capacity(rows);
+    let mut versions = Vec::with_capacity(rows);
+    let mut payloads = Vec::with_capacity(rows);
+    let mut metadata = Vec::with_capacity(rows);
+    for r in group {
+        for (i, e) in r.events.iter().enumerate() {
+            types.push(r.aggregate_type.as_str());
+            ids.push(r.aggregate_id.as_str());
+            sequences.push(r.version + 1 + i as i64);
+            event_types.push(e.event_type.as_str());
+            versions.push(e.event_version.as_str());
+            payloads.push(&e.payload);
+            metadata.push(&r.metadata);
+        }
+    }
+    let inserted = sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         select * from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+         returning aggregate_type, aggregate_id, position, recorded_at",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
+    .bind(&event_types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .fetch_all(pool)
+    .await?;
+    let mut appended: HashMap<(String, String), Appended> = HashMap::new();
+    for row in inserted {
+        let key = (row.try_get("aggregate_type")?, row.try_get("aggregate_id")?);
+        let position: i64 = row.try_get("position")?;
+        let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
+        let entry = appended.entry(key).or_insert((None, Some(recorded_at)));
+        entry.0 = entry.0.max(Some(position));
+    }
+    debug_assert!(
+        group
+            .iter()
+            .all(|r| appended.contains_key(&(r.aggregate_type.clone(), r.aggregate_id.clone())))
+    );
+    Ok(appended)
+}
