@@ -1,13 +1,17 @@
-//! Group commit of appends: the appends of a process that arrive while one is being written
+//! Group commit of appends: the appends of a store that arrive while one is being written
 //! are written together, in one statement and one transaction.
 //!
 //! Every append transaction notifies (`events_notify`), and PostgreSQL serialises notifying
 //! commits, WAL flush included: with twenty concurrent writers a one-row append took 11 ms
-//! instead of 3.5 ms without the trigger (docs/decisions/0017). One writer task per process
-//! takes what has queued while its previous statement ran and writes it as one multi-row
-//! INSERT: one commit, one flush and one notification for the whole group. Alone, an append is
+//! instead of 3.5 ms without the trigger
+//! (docs/decisions/0017-group-commit-of-appends.md). One writer task per
+//! [`EventStore`](crate::EventStore) (its clones share it) takes what has queued while its
+//! previous statement ran and writes it as one multi-row INSERT: one commit, one flush and one notification for the whole group. Alone, an append is
 //! written at once, exactly as before; under load, a burst of N appends costs one commit
 //! instead of N queued ones.
+//!
+//! An append of many events (a bulk import, a usage batch) is written by its caller beside
+//! the group: it amortises its own commit, and several of them keep running in parallel.
 //!
 //! Each append in a group keeps its own optimistic concurrency: a group never holds two appends
 //! to the same aggregate (the second waits for the next group), and a group that fails (a
@@ -29,6 +33,11 @@ use crate::commands::{AppendError, NewEvent, append_in};
 /// PostgreSQL gives no reason for a bound (one statement, no subtransactions), but a bounded
 /// group keeps one slow statement from holding back a long queue, and its fallback short.
 pub const DEFAULT_APPEND_GROUP_MAX: usize = 64;
+
+/// An append of at least this many events is written by its caller, beside the group: it
+/// already amortises its commit, and bulk appends from several callers keep running in
+/// parallel instead of queuing behind one writer.
+const ALONE_FROM_EVENTS: usize = 32;
 
 static GROUP_MAX: AtomicUsize = AtomicUsize::new(DEFAULT_APPEND_GROUP_MAX);
 
@@ -106,7 +115,7 @@ impl GroupWriter {
         if events.is_empty() {
             return Ok((None, None));
         }
-        if group_max() == 1 {
+        if group_max() == 1 || events.len() >= ALONE_FROM_EVENTS {
             let request = Request::new(aggregate_type, aggregate_id, version, events, metadata).0;
             return write_one(&self.pool, &request).await;
         }

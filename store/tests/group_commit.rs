@@ -188,3 +188,31 @@ async fn an_append_whose_caller_went_away_is_still_written_once() {
     assert_eq!(ids.iter().filter(|id| *id == "orphan").count(), 1);
     assert!(ids.contains(&"after".to_string()));
 }
+
+#[tokio::test]
+async fn bulk_appends_are_written_beside_the_group_each_in_its_own_commit() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let results = join_all((0..4).map(|i| {
+        let store = store.clone();
+        async move {
+            store
+                .append(
+                    "test",
+                    &format!("bulk{i}"),
+                    0,
+                    &events(40, "bulk"),
+                    &metadata(),
+                )
+                .await
+        }
+    }))
+    .await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    assert_eq!(stream(&db.pool).await.len(), 160);
+    assert_eq!(
+        transactions(&db.pool).await,
+        4,
+        "one commit per bulk append"
+    );
+}
