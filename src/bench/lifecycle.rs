@@ -121,6 +121,22 @@ async fn measure(db: &FreshDb, cfg: &Config) -> anyhow::Result<Vec<Row>> {
             ),
         )
         .target("p99 <= 50 ms", p99_ms <= TARGET_P99_MS),
+        match summarize(measured.queued.clone()) {
+            Some(q) => Row::new(
+                "lifecycle: outcome queued for its append",
+                format!(
+                    "p50 {} p99 {} max {} ({} appends)",
+                    ms(q.p50),
+                    ms(q.p99),
+                    ms(q.max),
+                    measured.queued.len()
+                ),
+            ),
+            None => Row::new(
+                "lifecycle: outcome queued for its append",
+                "none (appends not grouped)",
+            ),
+        },
         Row::new(
             "lifecycle: left at the provider",
             format!(
@@ -138,6 +154,28 @@ struct Timings {
     up: Duration,
     down: Duration,
     reactions: Vec<i64>,
+    /// How long each grouped append waited for its store's writer (ns): time an outcome spent
+    /// before its event existed, which the ready time includes and the reaction does not.
+    queued: Vec<i64>,
+}
+
+/// Appends' waits for the group writer, collected while the control plane runs.
+static QUEUED: Mutex<Option<Vec<i64>>> = Mutex::new(None);
+
+fn collect_queue_waits(on: bool) -> Vec<i64> {
+    inferplane_store::observe_append_queue(|d| {
+        if let Ok(mut q) = QUEUED.lock()
+            && let Some(q) = q.as_mut()
+        {
+            q.push(d.as_nanos() as i64);
+        }
+    });
+    let mut q = QUEUED.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = q.take().unwrap_or_default();
+    if on {
+        *q = Some(Vec::new());
+    }
+    taken
 }
 
 /// The same provider calls, made directly and concurrently.
@@ -243,6 +281,7 @@ async fn direct(sim: &SimHandle, n: usize, cfg: &Config) -> anyhow::Result<Timin
         up,
         down,
         reactions: Vec::new(),
+        queued: Vec::new(),
     })
 }
 
@@ -331,6 +370,7 @@ async fn control_plane(
         }
     }
 
+    collect_queue_waits(true);
     let started = Instant::now();
     let ids: Vec<InstanceId> = (0..n).map(|_| InstanceId::new_v7()).collect();
     try_join_all(ids.iter().enumerate().map(|(i, id)| {
@@ -393,6 +433,7 @@ async fn control_plane(
         up,
         down,
         reactions,
+        queued: collect_queue_waits(false),
     })
 }
 

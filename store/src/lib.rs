@@ -25,7 +25,7 @@ pub use db::{MIGRATOR, connect, migrations_pending};
 pub use envelope::{Cursor, StoredEvent};
 pub use notifier::{Notifier, WakeUps};
 pub use tap::EventTap;
-pub use writer::{DEFAULT_APPEND_GROUP_MAX, set_append_group_max};
+pub use writer::{DEFAULT_APPEND_GROUP_MAX, observe_append_queue, set_append_group_max};
 
 /// The channel the store's trigger notifies once per append transaction.
 pub const NOTIFY_CHANNEL: &str = "inferplane_events";

@@ -30,9 +30,24 @@ use tokio::sync::{mpsc, oneshot};
 use crate::commands::{AppendError, NewEvent, append_in};
 
 /// Most appends written by one statement, unless [`set_append_group_max`] says otherwise.
-/// PostgreSQL gives no reason for a bound (one statement, no subtransactions), but a bounded
-/// group keeps one slow statement from holding back a long queue, and its fallback short.
+///
+/// PostgreSQL gives no reason for a bound (one statement, no subtransactions); a bound keeps
+/// one statement short. Smaller groups make each event's statement shorter but make the
+/// appends wait longer in the queue before their events exist: with 200 instances at once on
+/// 2 CPUs (docs/benchmarks.md, lifecycle), 4 gives outcomes a queue wait of p50 63 ms and
+/// all ready in 1.8 s, 64 gives 7.7 ms and 0.9 s.
 pub const DEFAULT_APPEND_GROUP_MAX: usize = 64;
+
+type QueueObserver = Box<dyn Fn(std::time::Duration) + Send + Sync>;
+
+static QUEUE_OBSERVER: OnceLock<QueueObserver> = OnceLock::new();
+
+/// Calls `observe` with the time each grouped append waited for the writer before its
+/// statement began (what `inferplane_append_queue_seconds` records), for benchmarks. The
+/// first observer set for the process is kept.
+pub fn observe_append_queue(observe: impl Fn(std::time::Duration) + Send + Sync + 'static) {
+    let _ = QUEUE_OBSERVER.set(Box::new(observe));
+}
 
 /// An append of at least this many events is written by its caller, beside the group: it
 /// already amortises its commit, and bulk appends from several callers keep running in
@@ -171,8 +186,11 @@ async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Request>) {
 async fn write(pool: &PgPool, group: Vec<Request>) {
     let started = Instant::now();
     for r in &group {
-        metrics::histogram!("inferplane_append_queue_seconds")
-            .record(started.duration_since(r.queued).as_secs_f64());
+        let waited = started.duration_since(r.queued);
+        metrics::histogram!("inferplane_append_queue_seconds").record(waited.as_secs_f64());
+        if let Some(observe) = QUEUE_OBSERVER.get() {
+            observe(waited);
+        }
     }
     metrics::histogram!("inferplane_append_group_size").record(group.len() as f64);
     if group.len() == 1 {

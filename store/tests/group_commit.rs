@@ -42,6 +42,10 @@ async fn transactions(pool: &PgPool) -> i64 {
 
 #[tokio::test]
 async fn concurrent_appends_share_commits_and_each_gets_its_own_positions() {
+    static OBSERVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    inferplane_store::observe_append_queue(|_| {
+        OBSERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
     let db = TestDatabase::new().await;
     let store = EventStore::new(db.pool.clone());
     let n = 200;
@@ -81,6 +85,9 @@ async fn concurrent_appends_share_commits_and_each_gets_its_own_positions() {
     // 200 appends issued at once: far fewer commits than appends.
     let commits = transactions(&db.pool).await;
     assert!(commits < n as i64 / 4, "{commits} commits for {n} appends");
+    // Each append that went through the writer reported its wait (other tests of this binary
+    // may add theirs).
+    assert!(OBSERVED.load(std::sync::atomic::Ordering::Relaxed) >= n);
 }
 
 #[tokio::test]
