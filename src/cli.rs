@@ -227,8 +227,8 @@ pub struct DbArgs {
     /// Maximum database connections of this process.
     #[arg(long, env = "INFERPLANE_DB_MAX_CONNECTIONS", default_value_t = 20)]
     pub db_max_connections: u32,
-    /// Most appends of this process written together by one statement (group commit: the
-    /// appends that queue while one is written go in the next). 1 writes each append alone.
+    /// Most appends written together by one statement (group commit: the appends of a store
+    /// that queue while one is written go in the next). 1 writes each append alone.
     #[arg(long, env = "INFERPLANE_APPEND_GROUP_MAX", default_value_t = inferplane_store::DEFAULT_APPEND_GROUP_MAX as u16, value_parser = clap::value_parser!(u16).range(1..))]
     pub append_group_max: u16,
 }

@@ -30,6 +30,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                         &phases,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("inferplane_append_group_size".into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                    )
+                })
                 .expect("valid buckets");
             match builder.install_recorder() {
                 Ok(handle) => handle,

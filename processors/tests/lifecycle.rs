@@ -340,8 +340,8 @@ async fn the_reconciler_reaps_planted_orphans_within_one_period() {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    // Each reap is recorded right after the provider's delete answers: wait for the records
-    // within the same deadline.
+    // Each reap is recorded right after the provider's delete answers: wait for the records.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let reaped = loop {
         let reaped: Vec<String> = sqlx::query_scalar(
             "select payload -> 'OrphanReaped' ->> 'resource_id' from events where event_type = 'OrphanReaped'",

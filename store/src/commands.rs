@@ -340,6 +340,7 @@ impl EventStore {
                 });
             }
             Err(AppendError::Db(e)) => return Err(e.into()),
+            Err(AppendError::Unknown(e)) => return Err(anyhow::anyhow!(e).into()),
         };
         for e in &events {
             metrics::counter!("inferplane_events_appended_total", "aggregate_type" => A::TYPE, "event_type" => e.event_type()).increment(1);
@@ -414,6 +415,7 @@ impl EventStore {
             .map_err(|e| match e {
                 AppendError::Conflict => anyhow::anyhow!("concurrent append to {aggregate_id}"),
                 AppendError::Db(e) => e.into(),
+                AppendError::Unknown(e) => anyhow::anyhow!(e),
             })?;
         Ok(last.0)
     }
@@ -468,6 +470,8 @@ pub struct Loaded<A> {
 pub(crate) enum AppendError {
     Conflict,
     Db(sqlx::Error),
+    /// A grouped append whose statement failed in a way that leaves its outcome unknown.
+    Unknown(String),
 }
 
 /// One multi-row INSERT for all events of a command. A unique violation on the primary key

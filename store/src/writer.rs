@@ -15,8 +15,11 @@
 //!
 //! Each append in a group keeps its own optimistic concurrency: a group never holds two appends
 //! to the same aggregate (the second waits for the next group), and a group that fails (a
-//! sequence already taken, any other error) is written again one append per statement, so the
-//! conflict or the error reaches the append that caused it and the others are not affected.
+//! sequence already taken by another writer, a constraint) wrote nothing, so its halves are
+//! written again the same way until the conflict reaches the append that caused it alone.
+//! A failure that leaves the outcome unknown (the connection, a timeout) is reported to every
+//! append of the group and never retried, so an append is never written twice nor reported
+//! as a conflict with itself.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,7 +105,8 @@ impl Request {
     }
 }
 
-/// The process's writer: a queue in front of one task, started with the first append.
+/// A store's writer (shared by its clones): a queue in front of one task, started with the
+/// first append.
 #[derive(Clone)]
 pub(crate) struct GroupWriter {
     pool: PgPool,
@@ -183,7 +187,7 @@ async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Request>) {
 }
 
 /// Writes a group and answers each of its appends.
-async fn write(pool: &PgPool, group: Vec<Request>) {
+async fn write(pool: &PgPool, mut group: Vec<Request>) {
     let started = Instant::now();
     for r in &group {
         let waited = started.duration_since(r.queued);
@@ -193,33 +197,66 @@ async fn write(pool: &PgPool, group: Vec<Request>) {
         }
     }
     metrics::histogram!("inferplane_append_group_size").record(group.len() as f64);
-    if group.len() == 1 {
-        let r = group.into_iter().next().expect("one");
-        let result = write_one(pool, &r).await;
-        let _ = r.reply.send(result);
-        return;
-    }
-    match write_group(pool, &group).await {
-        Ok(mut appended) => {
-            for r in group {
-                let result = appended
-                    .remove(&(r.aggregate_type.clone(), r.aggregate_id.clone()))
-                    .unwrap_or((None, None));
-                let _ = r.reply.send(Ok(result));
-            }
-        }
-        Err(e) => {
-            // Nothing of the group was written (one statement): write each alone, so only the
-            // append at fault sees its conflict or error.
-            metrics::counter!("inferplane_append_group_fallbacks_total").increment(1);
-            tracing::debug!(appends = group.len(), error = %e, "group append failed; writing each alone");
-            for r in group {
-                let result = write_one(pool, &r).await;
-                let _ = r.reply.send(result);
-            }
-        }
-    }
+    // Rows in one order for every writer (stores of other processes included), so that two
+    // groups touching the same aggregates wait for each other instead of deadlocking.
+    group.sort_by(|a, b| {
+        (&a.aggregate_type, &a.aggregate_id).cmp(&(&b.aggregate_type, &b.aggregate_id))
+    });
+    write_parts(pool, group).await;
 }
+
+/// Writes `group` as one statement; if PostgreSQL refuses it (a sequence already taken, a
+/// constraint), nothing of it was written: each half is written again the same way, down to
+/// single appends, so only the append at fault gets the refusal and one conflict costs a few
+/// statements, not one per append. Any other failure (the pool, the connection, a timeout)
+/// leaves the outcome unknown: every append of the group gets the error, none is written
+/// again.
+fn write_parts(pool: &PgPool, group: Vec<Request>) -> futures::future::BoxFuture<'_, ()> {
+    Box::pin(async move {
+        if group.len() == 1 {
+            let r = group.into_iter().next().expect("one");
+            let result = write_one(pool, &r).await;
+            let _ = r.reply.send(result);
+            return;
+        }
+        match write_group(pool, &group).await {
+            Ok(mut appended) => {
+                for r in group {
+                    let result = appended
+                        .remove(&(r.aggregate_type.clone(), r.aggregate_id.clone()))
+                        .unwrap_or((None, None));
+                    let _ = r.reply.send(Ok(result));
+                }
+            }
+            Err(GroupError::Refused(e)) => {
+                metrics::counter!("inferplane_append_group_fallbacks_total").increment(1);
+                tracing::debug!(appends = group.len(), error = %e, "group append refused; writing its halves");
+                let mut first = group;
+                let second = first.split_off(first.len() / 2);
+                write_parts(pool, first).await;
+                write_parts(pool, second).await;
+            }
+            Err(GroupError::Unknown(e)) => {
+                tracing::warn!(appends = group.len(), error = %e, "group append failed");
+                for r in group {
+                    let _ = r.reply.send(Err(AppendError::Unknown(e.clone())));
+                }
+            }
+        }
+    })
+}
+
+/// Why a group statement did not answer.
+enum GroupError {
+    /// PostgreSQL refused the statement: nothing of it was written.
+    Refused(sqlx::Error),
+    /// Anything else: it may or may not have been written.
+    Unknown(String),
+}
+
+/// Longest a group statement may take; past it the appends get an error (one hung
+/// connection must not hold every append of the store).
+const GROUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn write_one(pool: &PgPool, r: &Request) -> Result<Appended, AppendError> {
     let mut conn = pool.acquire().await.map_err(AppendError::Db)?;
@@ -235,11 +272,12 @@ async fn write_one(pool: &PgPool, r: &Request) -> Result<Appended, AppendError> 
 }
 
 /// One multi-row INSERT for every event of the group, in the group's order (each append's
-/// events keep their order, so positions grow with sequences within an aggregate).
+/// events keep their order, so positions grow with sequences within an aggregate). A
+/// statement is atomic: refused, nothing of it was written.
 async fn write_group(
     pool: &PgPool,
     group: &[Request],
-) -> Result<HashMap<(String, String), Appended>, sqlx::Error> {
+) -> Result<HashMap<(String, String), Appended>, GroupError> {
     let rows: usize = group.iter().map(|r| r.events.len()).sum();
     let mut types = Vec::with_capacity(rows);
     let mut ids = Vec::with_capacity(rows);
@@ -271,13 +309,26 @@ async fn write_group(
     .bind(&versions)
     .bind(&payloads)
     .bind(&metadata)
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(pool);
+    let inserted = match tokio::time::timeout(GROUP_TIMEOUT, inserted).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e @ sqlx::Error::Database(_))) => return Err(GroupError::Refused(e)),
+        Ok(Err(e)) => return Err(GroupError::Unknown(e.to_string())),
+        Err(_) => {
+            return Err(GroupError::Unknown(format!(
+                "the append statement took longer than {GROUP_TIMEOUT:?}"
+            )));
+        }
+    };
     let mut appended: HashMap<(String, String), Appended> = HashMap::new();
+    let unknown = |e: sqlx::Error| GroupError::Unknown(e.to_string());
     for row in inserted {
-        let key = (row.try_get("aggregate_type")?, row.try_get("aggregate_id")?);
-        let position: i64 = row.try_get("position")?;
-        let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;
+        let key = (
+            row.try_get("aggregate_type").map_err(unknown)?,
+            row.try_get("aggregate_id").map_err(unknown)?,
+        );
+        let position: i64 = row.try_get("position").map_err(unknown)?;
+        let recorded_at: DateTime<Utc> = row.try_get("recorded_at").map_err(unknown)?;
         let entry = appended.entry(key).or_insert((None, Some(recorded_at)));
         entry.0 = entry.0.max(Some(position));
     }

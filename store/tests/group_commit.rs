@@ -223,3 +223,28 @@ async fn bulk_appends_are_written_beside_the_group_each_in_its_own_commit() {
         "one commit per bulk append"
     );
 }
+
+#[tokio::test]
+async fn when_the_database_is_gone_every_queued_append_gets_an_error() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    store
+        .append("test", "first", 0, &events(1, "x"), &metadata())
+        .await
+        .unwrap();
+    db.pool.close().await;
+    let results = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        join_all((0..10).map(|i| {
+            let store = store.clone();
+            async move {
+                store
+                    .append("test", &format!("late{i}"), 0, &events(1, "x"), &metadata())
+                    .await
+            }
+        })),
+    )
+    .await
+    .expect("no append hangs");
+    assert!(results.iter().all(|r| r.is_err()), "{results:?}");
+}

@@ -365,7 +365,8 @@ async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_
                 .map(|p| p.events)
         })
     };
-    let settle = || tokio::time::sleep(Duration::from_millis(200));
+    // Long enough for a spawned reader to reach the tap's lock on a busy machine.
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
     let (hop_c, hop_b) = (Hop::start(&db.url).await, Hop::start(&db.url).await);
 
     // C's read is under way (its answer held back), holding the tap.
