@@ -96,18 +96,51 @@ pub fn current_user() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// True when `addr` answers with an SSH identification line (so it is an sshd, not another
+/// listener that took the port).
+async fn ssh_banner(addr: SocketAddr) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let mut banner = [0u8; 4];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut banner)).await,
+        Ok(Ok(_)) if &banner == b"SSH-"
+    )
+}
+
 impl Sshd {
     /// Starts sshd with `keys` on a free loopback port.
+    ///
+    /// The port is found free, released, then given to sshd: something else in the process
+    /// (another test's listener) can take it in between, and sshd then exits. So it counts as
+    /// started only once the port answers with an SSH banner and sshd still runs, and it is
+    /// tried again on another port otherwise.
     pub async fn start(keys: &SshdKeys) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        Self::start_on(keys, port).await
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            match Self::try_start_on(keys, port).await {
+                Ok(sshd) => return sshd,
+                Err(why) => last = why,
+            }
+        }
+        panic!("sshd did not start: {last}");
     }
 
     /// Starts sshd with `keys` on `port` (a restart: same port, same host key).
     pub async fn start_on(keys: &SshdKeys, port: u16) -> Self {
+        match Self::try_start_on(keys, port).await {
+            Ok(sshd) => sshd,
+            Err(why) => panic!("{why}"),
+        }
+    }
+
+    async fn try_start_on(keys: &SshdKeys, port: u16) -> Result<Self, String> {
         let _ = std::fs::create_dir_all("/run/sshd");
         let run_dir = tempfile::tempdir().expect("temp dir");
         let k = keys.dir.path();
@@ -142,16 +175,21 @@ impl Sshd {
             log,
             _run_dir: run_dir,
         };
+        let mut sshd = sshd;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "sshd did not listen on {addr}: {}",
-                sshd.log()
-            );
+        loop {
+            if let Some(Ok(Some(status))) = sshd.child.as_mut().map(|c| c.try_wait()) {
+                return Err(format!("sshd on {addr} exited ({status}): {}", sshd.log()));
+            }
+            if ssh_banner(addr).await {
+                return Ok(sshd);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                sshd.kill();
+                return Err(format!("sshd did not answer on {addr}: {}", sshd.log()));
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        sshd
     }
 
     /// What sshd logged.
