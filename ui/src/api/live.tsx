@@ -3,7 +3,8 @@ import { LiveStream, type StreamStatus } from "./sse";
 import { getToken } from "./token";
 import type { EventEnvelope } from "./types";
 
-const LiveContext = createContext<LiveStream | null>(null);
+/** The console's live stream (exported for tests that provide a stand-in). */
+export const LiveContext = createContext<LiveStream | null>(null);
 
 declare global {
   interface Window {

@@ -1,5 +1,7 @@
-import { cleanup, render, screen, within } from "@testing-library/react";
+import { act, cleanup, render, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { LiveContext } from "../../api/live";
+import type { LiveStream, StreamStatus } from "../../api/sse";
 import { json, mockFetch } from "../../test/fetch";
 import { COSTS, USAGE } from "../../test/samples";
 import { byBucket, totalsBy } from "./aggregate";
@@ -23,6 +25,29 @@ describe("FinOpsPage", () => {
     expect(usage.url.searchParams.get("group_by")).toBe("key,model,worker");
     expect(usage.url.searchParams.get("bucket")).toBe("day");
     expect(screen.getByText("€20.0000")).toBeTruthy(); // cost per million tokens
+  });
+
+  it("loads again once the live stream is up, so nothing appended before it is missed", async () => {
+    const { calls } = mockFetch({ "GET /api/usage": () => json(USAGE), "GET /api/costs": () => json(COSTS) });
+    const listeners = new Set<(s: StreamStatus) => void>();
+    const stream = {
+      status: "connecting" as StreamStatus,
+      subscribe: () => () => {},
+      onStatus: (l: (s: StreamStatus) => void) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+    } as unknown as LiveStream;
+    render(
+      <LiveContext.Provider value={stream}>
+        <FinOpsPage />
+      </LiveContext.Provider>,
+    );
+    await screen.findByTestId("total-cost");
+    const loads = () => calls.filter((c) => c.url.pathname === "/api/usage").length;
+    expect(loads()).toBe(1);
+    act(() => listeners.forEach((l) => l("live")));
+    await waitFor(() => expect(loads()).toBe(2), { timeout: 2000 });
   });
 
   it("says the feature is not available when the server answers 404", async () => {

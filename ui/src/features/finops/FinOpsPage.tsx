@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { api, download, isNotAvailable, qs } from "../../api/client";
-import { useLiveEvents } from "../../api/live";
+import { useLiveEvents, useStreamStatus } from "../../api/live";
 import type { Costs, Usage } from "../../api/types";
 import { ErrorBox, NotAvailable } from "../../components/common";
 import { eur, num, shortId } from "../../lib/format";
@@ -25,14 +25,23 @@ export function FinOpsPage() {
   const [tick, setTick] = useState(0);
   const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
   useEffect(() => () => clearTimeout(pending.current ?? undefined), []);
-  useLiveEvents((e) => {
-    if (e.aggregate_type !== "usage" && e.aggregate_type !== "instance") return;
+  const reloadSoon = () => {
     if (!pending.current)
       pending.current = setTimeout(() => {
         pending.current = null;
         setTick((t) => t + 1);
       }, 500);
+  };
+  useLiveEvents((e) => {
+    if (e.aggregate_type !== "usage" && e.aggregate_type !== "instance") return;
+    reloadSoon();
   });
+  // What was appended between the first load and the stream going live reaches no handler:
+  // load again once it is live (and after each reconnection).
+  const status = useStreamStatus();
+  useEffect(() => {
+    if (status === "live") reloadSoon();
+  }, [status]);
 
   const range = { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
   useEffect(() => {
