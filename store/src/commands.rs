@@ -210,6 +210,14 @@ impl EventStore {
                         attempt,
                         "concurrent append; deciding again"
                     );
+                    // Another writer is busy on this aggregate (a processor recording a burst
+                    // of outcomes): after the first immediate retry, let it finish, with
+                    // jitter so that racing retries spread out.
+                    if attempt > 1 {
+                        let cap_ms = 1u64 << attempt.min(6);
+                        let ms = rand::Rng::random_range(&mut rand::rng(), 0..=cap_ms);
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
                     continue;
                 }
                 other => return other,
