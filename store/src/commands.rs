@@ -282,11 +282,11 @@ impl EventStore {
         let new_version = version + new_events.len() as i64;
         let metadata = serde_json::to_value(&ctx.metadata).map_err(anyhow::Error::from)?;
         let appended = match &ctx.idempotency {
-            // Written by the process's group writer, with the appends queued beside it (one
+            // Written by the store's group writer, with the appends queued beside it (one
             // statement, atomic on its own).
             None => self
                 .writer
-                .append(A::TYPE, aggregate_id, version, new_events, metadata)
+                .append(A::TYPE, aggregate_id, version, new_events.into(), metadata)
                 .await
                 .map(|p| (p, true)),
             // The key is recorded in the same transaction as the events.
@@ -416,7 +416,7 @@ impl EventStore {
                 aggregate_type,
                 aggregate_id,
                 expected_version,
-                events.to_vec(),
+                events.into(),
                 serde_json::to_value(metadata)?,
             )
             .await

@@ -21,6 +21,7 @@
 //! append of the group and never retried, so an append is never written twice nor reported
 //! as a conflict with itself.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -128,16 +129,26 @@ impl GroupWriter {
         aggregate_type: &str,
         aggregate_id: &str,
         version: i64,
-        events: Vec<NewEvent>,
+        events: Cow<'_, [NewEvent]>,
         metadata: serde_json::Value,
     ) -> Result<Appended, AppendError> {
         if events.is_empty() {
             return Ok((None, None));
         }
         if group_max() == 1 || events.len() >= ALONE_FROM_EVENTS {
-            let request = Request::new(aggregate_type, aggregate_id, version, events, metadata).0;
-            return write_one(&self.pool, &request).await;
+            // Written by the caller, from the caller's events (a bulk append is not copied).
+            let mut conn = self.pool.acquire().await.map_err(AppendError::Db)?;
+            return append_in(
+                &mut conn,
+                aggregate_type,
+                aggregate_id,
+                version,
+                &events,
+                &metadata,
+            )
+            .await;
         }
+        let events = events.into_owned();
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(run(self.pool.clone(), rx));
