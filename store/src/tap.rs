@@ -16,11 +16,12 @@
 //! the tap can prove nothing came after its head for that reader: the tap's last read saw
 //! nothing held back, and either it began after the reader asked (a read the reader could
 //! have made itself: readers mark their wake-ups seen before they read, so a notification
-//! that came later wakes them again), or no notification came since it began and it is
-//! younger than [`TRUST_FOR`] (so the readers' periodic polling still reaches the database).
-//! Otherwise the tap reads on past its head for that reader. Under a stream of notifications
-//! this is what keeps one reading per wave: the readers queued behind a read are answered by
-//! it, instead of each reading again for the notification that came while they waited.
+//! that came later wakes them again), or no notification came between its beginning and the
+//! reader's asking and it is younger than [`TRUST_FOR`] (so the readers' periodic polling
+//! still reaches the database). Otherwise the tap reads on past its head for that reader.
+//! Under a stream of notifications this is what keeps one reading per wave: the readers
+//! queued behind a read are answered by it, instead of each reading again for the
+//! notification that came while they waited for their turn.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -40,6 +41,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a read with no notification since is trusted to be the head.
 const TRUST_FOR: Duration = Duration::from_secs(1);
+
+/// When a reader asked, and the notification count then.
+#[derive(Clone, Copy)]
+struct Asked {
+    at: Instant,
+    notification: u64,
+}
 
 /// The shared reader of a process (see the module documentation).
 pub struct EventTap {
@@ -85,8 +93,12 @@ impl EventTap {
         limit: i64,
     ) -> Result<Page, sqlx::Error> {
         let limit = limit.max(1) as usize;
-        // A read that begins after this moment is as good as this reader's own query.
-        let asked = Instant::now();
+        // A read that begins after this moment is as good as this reader's own query; so is
+        // one that began after the last notification the reader can have seen.
+        let asked = Asked {
+            at: Instant::now(),
+            notification: *self.notified.borrow(),
+        };
         let mut st = self.state.lock().await;
         let Some(start) = st.start else {
             return self.read_into(&mut st, conn, after, limit).await;
@@ -137,15 +149,18 @@ impl EventTap {
     /// True when the last read proves nothing came after the head for a reader that asked at
     /// `asked`: it saw nothing held back, and either it began after the reader asked (so it is
     /// a read the reader could have made itself; what was notified since wakes the reader
-    /// again), or no notification came since it began and it is recent enough.
-    fn head_trusted(&self, st: &TapState, asked: Instant) -> bool {
+    /// again), or no notification came between its beginning and the reader's asking and it
+    /// is recent enough. Notifications that came after the reader asked are not its concern:
+    /// they wake it again. Judging by the asking rather than by the moment the reader gets its
+    /// turn is what keeps readers queued behind a read from each reading again under a stream
+    /// of notifications.
+    fn head_trusted(&self, st: &TapState, asked: Asked) -> bool {
         let Some(read_at) = st.read_at else {
             return false;
         };
         !st.held_back
-            && (read_at >= asked
-                || (*self.notified.borrow() == st.read_at_notification
-                    && read_at.elapsed() < TRUST_FOR))
+            && (read_at >= asked.at
+                || (st.read_at_notification >= asked.notification && read_at.elapsed() < TRUST_FOR))
     }
 
     /// Reads after `after` (the head, or anywhere when nothing is held) into memory.

@@ -374,16 +374,16 @@ async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_
     hop_c.pause(true);
     let c = read(conn_c);
     settle().await;
-    // B asks while C's read runs: C's read began before B asked, so B must read itself.
+    // A notification comes while C's read runs, then B asks: C's read, which began before
+    // both, does not answer B, so B must read itself.
+    notify.send_modify(|n| *n += 1);
     let b = read(hop_b.connect().await);
     settle().await;
     // E asks after B, on a connection that cannot run a query.
     let e = read(poisoned(&db.pool).await.detach());
     settle().await;
-    // A notification comes while C's read runs: C's read, which began before B asked, no longer
-    // answers it. C's answer arrives; B's read begins (after E asked), and
-    // another notification comes while it runs.
-    notify.send_modify(|n| *n += 1);
+    // C's answer arrives; B's read begins (after E asked), and another notification comes
+    // while it runs.
     hop_b.pause(true);
     hop_c.pause(false);
     assert_eq!(c.await.unwrap().unwrap().len(), 3);
@@ -401,5 +401,63 @@ async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_
             .map(|e| e.aggregate_id.as_str())
             .collect::<Vec<_>>(),
         ["a0", "a1", "a2"]
+    );
+}
+
+/// A reader that asks while a read runs is answered by that read when no notification came
+/// between the read's beginning and the asking, even if one came while it waited its turn
+/// (that one wakes it again); one that asks after such a notification is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_answers_the_readers_that_asked_before_the_next_notification() {
+    use std::sync::Arc;
+
+    use inferplane_store::EventTap;
+    use tokio::sync::watch;
+
+    let db = TestDatabase::new().await;
+    for i in 0..3 {
+        append(&db.pool, &format!("a{i}")).await;
+    }
+    let (notify, notified) = watch::channel(0u64);
+    let tap = Arc::new(EventTap::new(notified));
+    let read = |mut conn: PgConnection| {
+        let tap = tap.clone();
+        tokio::spawn(async move {
+            tap.read_after_checked(&mut conn, Cursor::START, 1000)
+                .await
+                .map(|p| p.events)
+        })
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    let hop = Hop::start(&db.url).await;
+
+    // C's read is under way (its answer held back), holding the tap.
+    let conn_c = hop.connect().await;
+    hop.pause(true);
+    let c = read(conn_c);
+    settle().await;
+    // E asks while it runs, on a connection that cannot run a query; then a notification
+    // comes, and F asks after it, also on a connection that cannot run a query.
+    let e = read(poisoned(&db.pool).await.detach());
+    settle().await;
+    notify.send_modify(|n| *n += 1);
+    let f = read(poisoned(&db.pool).await.detach());
+    settle().await;
+    hop.pause(false);
+    assert_eq!(c.await.unwrap().unwrap().len(), 3);
+    let served = e
+        .await
+        .unwrap()
+        .expect("answered by C's read, without a query");
+    assert_eq!(
+        served
+            .iter()
+            .map(|e| e.aggregate_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a0", "a1", "a2"]
+    );
+    assert!(
+        f.await.unwrap().is_err(),
+        "a reader that asked after a notification C's read may not cover reads again"
     );
 }
