@@ -344,3 +344,212 @@ impl Process {
         self.task.await.unwrap();
     }
 }
+
+/// Holds the checkpoints' table locked against writes, so that writing the work list (which
+/// moves the checkpoint in the same statement) waits. A table lock takes no transaction id,
+/// so the events appended meanwhile are not held back behind it, as they would be behind a
+/// row lock.
+async fn hold_checkpoint(db: &TestDatabase) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    eventually("the processor leads", async || {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from processor_checkpoints where name = 'deactivator'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+            == 1
+    })
+    .await;
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::query("lock table processor_checkpoints in exclusive mode")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+#[tokio::test]
+async fn a_woken_step_starts_before_its_row_is_written_and_is_recorded_once_it_is() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let world = Arc::new(Mutex::new(World::default()));
+    let p = process(
+        &db,
+        Deactivator {
+            store: store.clone(),
+            world: world.clone(),
+            gate: None,
+            poll_first: false,
+        },
+    )
+    .await;
+    let held = hold_checkpoint(&db).await;
+    let ids = register(&store, 3).await;
+    // The steps run and record their outcomes while the work list cannot be written.
+    eventually("stepped while the rows wait", async || {
+        active_count(&store, &ids).await == 0
+    })
+    .await;
+    assert_eq!(work_rows(&db).await, 0, "no row written yet");
+    held.rollback().await.unwrap();
+    // The rows are written with the checkpoint, then their steps' results: the work list
+    // ends empty, and no sweep repeated a step meanwhile.
+    eventually("the checkpoint moved past the waking events", async || {
+        sqlx::query_scalar::<_, i64>(
+            "select events_seen from processor_checkpoints where name = 'deactivator'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+            >= 3
+    })
+    .await;
+    eventually("empty work list", async || work_rows(&db).await == 0).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(work_rows(&db).await, 0);
+    assert_eq!(world.lock().unwrap().steps, 3, "one step per subject");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_leader_killed_before_its_rows_are_written_leaves_the_work_to_the_next() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let world = Arc::new(Mutex::new(World::default()));
+    let gate = Arc::new(Semaphore::new(0));
+    let first = process(
+        &db,
+        Deactivator {
+            store: store.clone(),
+            world: world.clone(),
+            gate: Some(gate.clone()),
+            poll_first: false,
+        },
+    )
+    .await;
+    let held = hold_checkpoint(&db).await;
+    let ids = register(&store, 3).await;
+    eventually("three side effects made", async || {
+        world.lock().unwrap().creates == 3
+    })
+    .await;
+    // Killed with its steps between side effect and record, and its rows not yet written.
+    first.task.abort();
+    let _ = first.task.await;
+    held.rollback().await.unwrap();
+    let second = process(
+        &db,
+        Deactivator {
+            store: store.clone(),
+            world: world.clone(),
+            gate: None,
+            poll_first: false,
+        },
+    )
+    .await;
+    eventually("recorded by the next leader", async || {
+        active_count(&store, &ids).await == 0
+    })
+    .await;
+    assert_eq!(
+        world.lock().unwrap().creates,
+        3,
+        "no resource created twice"
+    );
+    eventually("empty work list", async || work_rows(&db).await == 0).await;
+    second.stop().await;
+}
+
+/// Fails every step, noting the failures in a row each step was told of.
+struct Failing {
+    seen: Arc<Mutex<Vec<i32>>>,
+}
+
+#[async_trait::async_trait]
+impl Processor for Failing {
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+
+    fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
+        (event.aggregate_type == "model").then(|| event.aggregate_id.clone())
+    }
+
+    async fn step(&self, work: &Work) -> anyhow::Result<Next> {
+        self.seen.lock().unwrap().push(work.failures);
+        anyhow::bail!("the provider is down")
+    }
+}
+
+fn failing_runner(db_pool: sqlx::PgPool, seen: &Arc<Mutex<Vec<i32>>>) -> Process {
+    let notifier = Notifier::spawn(db_pool.clone());
+    let runner = ProcessorRunner {
+        processor: Arc::new(Failing { seen: seen.clone() }),
+        pool: db_pool,
+        wakeups: notifier.subscribe(),
+        settings: RunnerSettings {
+            poll_interval: Duration::from_millis(200),
+            // Retries far apart: only events wake the subject within the test.
+            backoff_base: Duration::from_secs(30),
+            backoff_max: Duration::from_secs(60),
+            ..RunnerSettings::default()
+        },
+    };
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(runner.run(stopped));
+    Process {
+        stop,
+        task,
+        _notifier: notifier,
+    }
+}
+
+/// A subject woken by an event while it backs off keeps its count of failed steps, under the
+/// same leader and under the next one (which reads it from the work list): the count is what
+/// makes a processor give up after too many provider errors.
+#[tokio::test]
+async fn an_event_during_backoff_keeps_the_count_of_failed_steps() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let ctx = || CommandContext::new(EventMetadata::new_command(Actor::system("test")));
+    let first = failing_runner(db.second_pool(5).await, &seen);
+    let ids = register(&store, 1).await;
+    let id = &ids[0];
+    eventually("the first step failed", async || {
+        seen.lock().unwrap().len() == 1
+    })
+    .await;
+    // Two more events, each waking the subject while it backs off.
+    for (n, cmd) in [(2, ModelCommand::Deactivate), (3, ModelCommand::Activate)] {
+        store.execute::<Model>(id, cmd, &(), &ctx()).await.unwrap();
+        eventually("the woken step failed", async || {
+            seen.lock().unwrap().len() == n
+        })
+        .await;
+    }
+    first.stop().await;
+    // The next leader reads the count from the work list (the row is not due for a while).
+    eventually("the count recorded", async || {
+        sqlx::query_scalar::<_, i32>(
+            "select failures from processor_work where processor = 'failing'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+            == 3
+    })
+    .await;
+    let second = failing_runner(db.second_pool(5).await, &seen);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    store
+        .execute::<Model>(id, ModelCommand::Deactivate, &(), &ctx())
+        .await
+        .unwrap();
+    eventually("woken under the next leader", async || {
+        seen.lock().unwrap().len() == 4
+    })
+    .await;
+    assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3]);
+    second.stop().await;
+}

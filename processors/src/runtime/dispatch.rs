@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::{Next, Processor, RunnerSettings, Work, backoff, stopped};
+use super::{Failures, Next, Processor, RunnerSettings, Work, backoff, stopped};
 
 /// What a finished step leaves for the dispatcher.
 struct Finished {
@@ -46,6 +46,10 @@ pub(super) struct Dispatcher {
     /// Subjects whose step finished while a sweep was reading the work list: the sweep may
     /// have read their row before the step's result was written.
     finished_while_sweeping: HashSet<String>,
+    /// Failed steps in a row of the subjects whose last step failed (the feed reads it).
+    failures: Failures,
+    /// The highest generation written to the work list (see `persister` in the parent module).
+    persisted: watch::Receiver<i64>,
 }
 
 impl Dispatcher {
@@ -54,6 +58,8 @@ impl Dispatcher {
         pool: PgPool,
         settings: RunnerSettings,
         woken: mpsc::UnboundedReceiver<Vec<Work>>,
+        failures: Failures,
+        persisted: watch::Receiver<i64>,
     ) -> Self {
         Self {
             processor,
@@ -67,6 +73,8 @@ impl Dispatcher {
             timed: HashMap::new(),
             finishing: Arc::default(),
             finished_while_sweeping: HashSet::new(),
+            failures,
+            persisted,
         }
     }
 
@@ -148,6 +156,16 @@ impl Dispatcher {
 
     fn finished(&mut self, done: Finished, sweeping: bool) {
         self.running.remove(&done.subject);
+        if let Ok(mut failures) = self.failures.lock() {
+            match &done.again {
+                Some((_, work)) if work.failures > 0 => {
+                    failures.insert(done.subject.clone(), work.failures);
+                }
+                _ => {
+                    failures.remove(&done.subject);
+                }
+            }
+        }
         if sweeping {
             self.finished_while_sweeping.insert(done.subject.clone());
         }
@@ -180,7 +198,10 @@ impl Dispatcher {
             let pool = self.pool.clone();
             let settings = self.settings.clone();
             let finishing = self.finishing.clone();
-            tasks.spawn(run_step(processor, pool, settings, finishing, work));
+            let persisted = self.persisted.clone();
+            tasks.spawn(run_step(
+                processor, pool, settings, finishing, persisted, work,
+            ));
         }
         // Subjects whose previous step still runs keep their place at the front.
         for subject in blocked.into_iter().rev() {
@@ -268,6 +289,7 @@ async fn run_step(
     pool: PgPool,
     settings: RunnerSettings,
     finishing: Arc<Mutex<HashMap<String, usize>>>,
+    mut persisted: watch::Receiver<i64>,
     work: Work,
 ) -> Finished {
     let name = processor.name();
@@ -334,7 +356,13 @@ async fn run_step(
         *f.entry(subject.clone()).or_default() += 1;
     }
     tokio::spawn(async move {
-        if let Err(e) = finish(&pool, &work, result, delay).await {
+        // The row of a subject the feed just woke may still be on its way: the result is
+        // recorded once it is there. If it never comes (leading ended first), nothing is
+        // recorded; the next leader reads the events that woke the subject again.
+        let written = persisted.wait_for(|g| *g >= work.generation).await.is_ok();
+        if !written {
+            tracing::debug!(processor = name, subject = %work.subject, "leading ended before the step's row was written");
+        } else if let Err(e) = finish(&pool, &work, result, delay).await {
             // The row stays due; the next sweep repeats the step.
             tracing::warn!(processor = name, subject = %work.subject, error = format!("{e:#}"), "could not record a step's result");
         }

@@ -2,8 +2,10 @@
 //!
 //! A [`Processor`] is woken by events and acts on *subjects* (an instance, a zone). The runner
 //! turns the events after the processor's checkpoint into rows of `processor_work`, moving the
-//! checkpoint in the same transaction, then runs [`Processor::step`] for each due subject, at
-//! most one step per subject at a time and a bounded number at once.
+//! checkpoint in the same transaction, and runs [`Processor::step`] for each due subject, at
+//! most one step per subject at a time and a bounded number at once. A subject an event wakes
+//! starts its step at once; its row is written behind (see `persister`), and the step's
+//! result is recorded in the work list once it is.
 //!
 //! Steps are level-triggered: a step looks at the subject as it is *now* (the aggregate loaded
 //! from the store, the resource as the provider reports it) and does the next thing needed,
@@ -251,28 +253,49 @@ impl ProcessorRunner {
         tracing::info!(processor = name, "leading processor");
         metrics::gauge!("inferplane_processor_leader", "processor" => name).set(1.0);
         install(&self.pool, self.processor.as_ref()).await?;
+        let ledger = Ledger::load(&self.pool, name).await?;
+        let checkpoint = load_checkpoint(&self.pool, name).await?;
 
-        // Subjects woken by the feed go straight to the dispatcher; the work list in the
-        // database is what survives a crash, and what the dispatcher sweeps for timers.
+        // Subjects woken by the feed go straight to the dispatcher, and their rows to the
+        // persister, which writes them (with the checkpoint) behind the feed. The work list
+        // in the database is what survives a crash, and what the dispatcher sweeps for timers.
         let (woken, woken_rx) = mpsc::unbounded_channel();
+        let (batches, batches_rx) = mpsc::unbounded_channel();
+        let (persisted, persisted_rx) = watch::channel(ledger.persisted);
         let dispatcher = Dispatcher::new(
             self.processor.clone(),
             self.pool.clone(),
             self.settings.clone(),
             woken_rx,
+            ledger.failures.clone(),
+            persisted_rx,
         );
         let mut dispatch_shutdown = shutdown.clone();
-        let mut dispatch =
-            tokio::spawn(async move { dispatcher.run(&mut dispatch_shutdown).await });
-        let feed = self.feed(shutdown, &mut lock_conn, &woken);
-        // Leading ends when either half fails or shutdown comes; the other half is stopped.
+        let mut dispatch = Part(tokio::spawn(async move {
+            dispatcher.run(&mut dispatch_shutdown).await
+        }));
+        let persist_conn = self.pool.acquire().await?.detach();
+        let mut persisting = Part(tokio::spawn(persister(
+            persist_conn,
+            name,
+            checkpoint,
+            batches_rx,
+            persisted,
+        )));
+        let feed = self.feed(
+            shutdown,
+            &mut lock_conn,
+            checkpoint,
+            ledger,
+            &woken,
+            &batches,
+        );
+        // Leading ends when any part fails or shutdown comes; the others are stopped (also
+        // when this task itself is aborted: see [`Part`]).
         tokio::select! {
-            r = feed => {
-                dispatch.abort();
-                let _ = dispatch.await;
-                r
-            }
-            r = &mut dispatch => r.context("dispatcher panicked").and_then(|r| r),
+            r = feed => r,
+            r = &mut dispatch.0 => r.context("dispatcher panicked").and_then(|r| r),
+            r = &mut persisting.0 => r.context("persister panicked").and_then(|r| r),
         }
     }
 
@@ -283,7 +306,10 @@ impl ProcessorRunner {
         &mut self,
         shutdown: &mut watch::Receiver<bool>,
         lock_conn: &mut sqlx::PgConnection,
+        checkpoint: Cursor,
+        mut ledger: Ledger,
         woken: &mpsc::UnboundedSender<Vec<Work>>,
+        batches: &mpsc::UnboundedSender<Batch>,
     ) -> anyhow::Result<()> {
         let name = self.processor.name();
         if !self.processor.reads_events() {
@@ -297,14 +323,14 @@ impl ProcessorRunner {
                 }
             }
         }
-        // `cursor` is how far this leader read; `persisted` what the checkpoint says. Batches
-        // that wake nothing move only the first, and the checkpoint follows at most every
-        // CHECKPOINT_EVERY: re-reading them after a crash is harmless.
-        let mut cursor = load_checkpoint(&self.pool, name).await?;
+        // `cursor` is how far this leader read; `sent` how far the persister was told to move
+        // the checkpoint. Batches that wake nothing move only the first, and the checkpoint
+        // follows at most every CHECKPOINT_EVERY: re-reading them after a crash is harmless.
+        let mut cursor = checkpoint;
         let mut memory = WakeMemory::default();
-        let mut persisted = cursor;
-        let mut unpersisted: i64 = 0;
-        let mut persisted_at = std::time::Instant::now();
+        let mut sent = cursor;
+        let mut unsent: i64 = 0;
+        let mut sent_at = std::time::Instant::now();
         loop {
             self.wakeups.borrow_and_update();
             let held_back = loop {
@@ -316,24 +342,30 @@ impl ProcessorRunner {
                 let full = page.events.len() as i64 >= self.settings.batch_size;
                 if let Some(last) = page.events.last().map(StoredEvent::cursor) {
                     cursor = last;
-                    unpersisted += page.events.len() as i64;
-                    let woke = Woken::of(self.processor.as_ref(), &page.events, &mut memory);
-                    if !woke.is_empty() || persisted_at.elapsed() >= CHECKPOINT_EVERY {
-                        let works = persist(
-                            &mut *lock_conn,
-                            self.processor.name(),
-                            persisted,
-                            cursor,
-                            unpersisted,
-                            &woke,
-                        )
-                        .await?;
-                        persisted = cursor;
-                        unpersisted = 0;
-                        persisted_at = std::time::Instant::now();
+                    unsent += page.events.len() as i64;
+                    let woke = Woken::of(
+                        self.processor.as_ref(),
+                        &page.events,
+                        &mut memory,
+                        &mut ledger,
+                    );
+                    if !woke.is_empty() || sent_at.elapsed() >= CHECKPOINT_EVERY {
+                        // The steps start now; their rows follow (see [`persister`]).
+                        let works = woke.works(name, &ledger);
                         if !works.is_empty() && woken.send(works).is_err() {
                             anyhow::bail!("the dispatcher stopped");
                         }
+                        let batch = Batch {
+                            to: cursor,
+                            seen: unsent,
+                            woken: woke,
+                        };
+                        if batches.send(batch).is_err() {
+                            anyhow::bail!("the persister stopped");
+                        }
+                        sent = cursor;
+                        unsent = 0;
+                        sent_at = std::time::Instant::now();
                     }
                 }
                 if *shutdown.borrow() {
@@ -349,10 +381,10 @@ impl ProcessorRunner {
                 continue;
             }
             // Idle: a checkpoint left behind by batches that woke nothing follows shortly.
-            let pending = persisted != cursor;
+            let pending = sent != cursor;
             let wait = if pending {
                 CHECKPOINT_EVERY
-                    .saturating_sub(persisted_at.elapsed())
+                    .saturating_sub(sent_at.elapsed())
                     .min(self.settings.poll_interval)
             } else {
                 self.settings.poll_interval
@@ -362,16 +394,28 @@ impl ProcessorRunner {
                 _ = self.wakeups.changed() => {}
                 _ = tokio::time::sleep(wait) => {
                     if pending {
-                        persist(&mut *lock_conn, name, persisted, cursor, unpersisted, &Woken::default()).await?;
-                        persisted = cursor;
-                        unpersisted = 0;
-                        persisted_at = std::time::Instant::now();
+                        let batch = Batch { to: cursor, seen: unsent, woken: Woken::default() };
+                        if batches.send(batch).is_err() {
+                            anyhow::bail!("the persister stopped");
+                        }
+                        sent = cursor;
+                        unsent = 0;
+                        sent_at = std::time::Instant::now();
                     } else {
                         sqlx::query("select 1").execute(&mut *lock_conn).await.context("lock connection lost")?;
                     }
                 }
             }
         }
+    }
+}
+
+/// A task spawned for one term of leading, aborted when the term ends however it ends.
+struct Part<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Part<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -414,17 +458,64 @@ async fn load_checkpoint(pool: &PgPool, name: &str) -> anyhow::Result<Cursor> {
     })
 }
 
-/// The subjects a batch of events wakes, with the last waking event of each.
+/// What the leader keeps in memory about its work list, so that a woken subject's step can
+/// start before its row is written.
+struct Ledger {
+    /// The generation the next woken subject gets: above every generation in the work list
+    /// when leading began, and increasing. Only the leader gives generations, and only the
+    /// leader's persister writes them, fenced by the checkpoint.
+    next_generation: i64,
+    /// The highest generation in the work list when leading began: every row the dispatcher
+    /// may read from it is written.
+    persisted: i64,
+    /// Failed steps in a row of the subjects whose last step failed (the rest have none).
+    /// Loaded when leading begins, then kept by the dispatcher as steps finish.
+    failures: Failures,
+}
+
+/// Failed steps in a row, per subject whose last step failed.
+pub(crate) type Failures = Arc<std::sync::Mutex<std::collections::HashMap<String, i32>>>;
+
+impl Ledger {
+    async fn load(pool: &PgPool, name: &str) -> anyhow::Result<Self> {
+        let top: i64 = sqlx::query_scalar(
+            "select coalesce(max(generation), 0) from processor_work where processor = $1",
+        )
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+        let failing: Vec<(String, i32)> = sqlx::query_as(
+            "select subject, failures from processor_work where processor = $1 and failures > 0",
+        )
+        .bind(name)
+        .fetch_all(pool)
+        .await?;
+        Ok(Self {
+            next_generation: top + 1,
+            persisted: top,
+            failures: Arc::new(std::sync::Mutex::new(failing.into_iter().collect())),
+        })
+    }
+}
+
+/// The subjects a batch of events wakes, with the last waking event of each and the
+/// generation given to each.
 #[derive(Default)]
 struct Woken {
     subjects: Vec<String>,
+    generations: Vec<i64>,
     positions: Vec<i64>,
     recorded: Vec<DateTime<Utc>>,
     correlations: Vec<Option<Uuid>>,
 }
 
 impl Woken {
-    fn of(p: &dyn Processor, events: &[StoredEvent], memory: &mut WakeMemory) -> Self {
+    fn of(
+        p: &dyn Processor,
+        events: &[StoredEvent],
+        memory: &mut WakeMemory,
+        ledger: &mut Ledger,
+    ) -> Self {
         let mut w = Self::default();
         let mut seen = std::collections::HashMap::<String, usize>::new();
         for e in events {
@@ -450,6 +541,8 @@ impl Woken {
                 None => {
                     seen.insert(subject.clone(), w.subjects.len());
                     w.subjects.push(subject);
+                    w.generations.push(ledger.next_generation);
+                    ledger.next_generation += 1;
                     w.positions.push(e.position);
                     w.recorded.push(e.recorded_at);
                     w.correlations.push(correlation);
@@ -462,11 +555,101 @@ impl Woken {
     fn is_empty(&self) -> bool {
         self.subjects.is_empty()
     }
+
+    /// The work of each woken subject, as its row will read once written.
+    fn works(&self, processor: &'static str, ledger: &Ledger) -> Vec<Work> {
+        let failures = ledger.failures.lock().ok();
+        (0..self.subjects.len())
+            .map(|i| Work {
+                processor,
+                subject: self.subjects[i].clone(),
+                generation: self.generations[i],
+                failures: failures
+                    .as_ref()
+                    .and_then(|f| f.get(&self.subjects[i]).copied())
+                    .unwrap_or(0),
+                trigger_position: Some(self.positions[i]),
+                trigger_recorded_at: Some(self.recorded[i]),
+                correlation_id: self.correlations[i],
+                woken_at: std::time::Instant::now(),
+                woken_by_event: true,
+            })
+            .collect()
+    }
+
+    /// Adds a later batch's subjects; a subject in both keeps the later wake-up.
+    fn merge(&mut self, later: Woken) {
+        let index: std::collections::HashMap<String, usize> = self
+            .subjects
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i))
+            .collect();
+        for (k, subject) in later.subjects.into_iter().enumerate() {
+            match index.get(&subject) {
+                Some(&i) => {
+                    self.generations[i] = later.generations[k];
+                    self.positions[i] = later.positions[k];
+                    self.recorded[i] = later.recorded[k];
+                    self.correlations[i] = later.correlations[k];
+                }
+                None => {
+                    self.subjects.push(subject);
+                    self.generations.push(later.generations[k]);
+                    self.positions.push(later.positions[k]);
+                    self.recorded.push(later.recorded[k]);
+                    self.correlations.push(later.correlations[k]);
+                }
+            }
+        }
+    }
+}
+
+/// What the feed hands the persister: move the checkpoint to `to` (`seen` events further)
+/// and write the woken subjects' rows.
+struct Batch {
+    to: Cursor,
+    seen: i64,
+    woken: Woken,
+}
+
+/// Writes the feed's batches, in order, on a connection of its own: the feed reads on while
+/// a batch is written, and the steps of the subjects it woke have already started. Batches
+/// that queued meanwhile are written together. After each write it tells the dispatcher the
+/// highest generation written: a step's result is recorded in the work list only once its
+/// row is there. A crash before a batch is written loses nothing: the checkpoint has not
+/// moved either, so the next leader reads those events again and wakes the same subjects.
+async fn persister(
+    mut conn: sqlx::PgConnection,
+    name: &'static str,
+    mut from: Cursor,
+    mut batches: mpsc::UnboundedReceiver<Batch>,
+    persisted: watch::Sender<i64>,
+) -> anyhow::Result<()> {
+    while let Some(mut batch) = batches.recv().await {
+        while let Ok(later) = batches.try_recv() {
+            batch.to = later.to;
+            batch.seen += later.seen;
+            batch.woken.merge(later.woken);
+        }
+        persist(&mut conn, name, from, batch.to, batch.seen, &batch.woken).await?;
+        from = batch.to;
+        if let Some(&top) = batch.woken.generations.iter().max() {
+            persisted.send_if_modified(|p| {
+                let newer = top > *p;
+                if newer {
+                    *p = top;
+                }
+                newer
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Moves the checkpoint from `from` to `to` (fenced on `from`) and writes the woken subjects'
-/// rows, in one statement, so the transaction holding an xid lasts one round trip. Returns
-/// the woken rows. Fails when another runner moved the checkpoint (it leads now).
+/// rows, in one statement, so the transaction holding an xid lasts one round trip. Fails
+/// when another runner moved the checkpoint (it leads now).
 async fn persist(
     conn: &mut sqlx::PgConnection,
     name: &'static str,
@@ -474,34 +657,34 @@ async fn persist(
     to: Cursor,
     seen: i64,
     woken: &Woken,
-) -> anyhow::Result<Vec<Work>> {
-    let rows = sqlx::query(
+) -> anyhow::Result<()> {
+    let moved: i64 = sqlx::query_scalar(
         "with moved as (
              update processor_checkpoints
-             set transaction_id = $6::text::xid8, position = $7, events_seen = events_seen + $8,
+             set transaction_id = $7::text::xid8, position = $8, events_seen = events_seen + $9,
                  updated_at = now()
-             where name = $1 and transaction_id = $9::text::xid8 and position = $10
+             where name = $1 and transaction_id = $10::text::xid8 and position = $11
              returning name
          ), woken as (
              insert into processor_work
-               (processor, subject, due_at, trigger_position, trigger_recorded_at, correlation_id)
-             select $1, s, now(), p, r, c
-             from unnest($2::text[], $3::bigint[], $4::timestamptz[], $5::uuid[]) as t(s, p, r, c)
+               (processor, subject, generation, due_at, trigger_position, trigger_recorded_at,
+                correlation_id)
+             select $1, s, g, now(), p, r, c
+             from unnest($2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::uuid[])
+                  as t(s, g, p, r, c)
              where exists (select 1 from moved)
              on conflict (processor, subject) do update
-             set due_at = now(), generation = processor_work.generation + 1,
+             set due_at = now(), generation = excluded.generation,
                  trigger_position = excluded.trigger_position,
                  trigger_recorded_at = excluded.trigger_recorded_at,
                  correlation_id = coalesce(excluded.correlation_id, processor_work.correlation_id),
                  updated_at = now()
-             returning subject, generation, failures, trigger_position, trigger_recorded_at,
-                       correlation_id
          )
-         select (select count(*) from moved) as moved, woken.*
-         from (select 1) as one left join woken on true",
+         select count(*) from moved",
     )
     .bind(name)
     .bind(&woken.subjects)
+    .bind(&woken.generations)
     .bind(&woken.positions)
     .bind(&woken.recorded)
     .bind(&woken.correlations)
@@ -510,25 +693,12 @@ async fn persist(
     .bind(seen)
     .bind(from.transaction_id.to_string())
     .bind(from.position)
-    .fetch_all(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    let moved: i64 = match rows.first() {
-        Some(r) => r.try_get("moved")?,
-        None => 0,
-    };
     if moved != 1 {
         anyhow::bail!("the checkpoint of {name} was moved by another runner");
     }
-    let mut works = Vec::new();
-    for r in &rows {
-        if r.try_get::<Option<String>, _>("subject")?.is_some() {
-            works.push(Work {
-                woken_by_event: true,
-                ..Work::from_row(name, r)?
-            });
-        }
-    }
-    Ok(works)
+    Ok(())
 }
 
 /// `base * 2^(failures-1)`, capped, with up to 20 % jitter so retries of many subjects spread.
