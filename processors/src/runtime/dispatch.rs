@@ -8,7 +8,7 @@
 //! event low when hundreds of instances move at once.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,7 +17,10 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::{Failures, Next, Processor, RunnerSettings, Work, backoff, stopped};
+use super::{
+    Failures, Finishing, Next, Processor, RunnerSettings, StepResult, ToWrite, Work, backoff,
+    stopped,
+};
 
 /// What a finished step leaves for the dispatcher.
 struct Finished {
@@ -42,14 +45,14 @@ pub(super) struct Dispatcher {
     timed: HashMap<String, Work>,
     /// Subjects whose step returned but whose result is still being written to the work list:
     /// a sweep meanwhile would read the old row and repeat the step.
-    finishing: Arc<Mutex<HashMap<String, usize>>>,
+    finishing: Finishing,
     /// Subjects whose step finished while a sweep was reading the work list: the sweep may
     /// have read their row before the step's result was written.
     finished_while_sweeping: HashSet<String>,
     /// Failed steps in a row of the subjects whose last step failed (the feed reads it).
     failures: Failures,
-    /// The highest generation written to the work list (see `persister` in the parent module).
-    persisted: watch::Receiver<i64>,
+    /// The work list's writer: step results go to it, behind the rows they concern.
+    writes: mpsc::UnboundedSender<ToWrite>,
 }
 
 impl Dispatcher {
@@ -59,7 +62,8 @@ impl Dispatcher {
         settings: RunnerSettings,
         woken: mpsc::UnboundedReceiver<Vec<Work>>,
         failures: Failures,
-        persisted: watch::Receiver<i64>,
+        finishing: Finishing,
+        writes: mpsc::UnboundedSender<ToWrite>,
     ) -> Self {
         Self {
             processor,
@@ -71,10 +75,10 @@ impl Dispatcher {
             order: VecDeque::new(),
             timers: BTreeSet::new(),
             timed: HashMap::new(),
-            finishing: Arc::default(),
+            finishing,
             finished_while_sweeping: HashSet::new(),
             failures,
-            persisted,
+            writes,
         }
     }
 
@@ -195,13 +199,10 @@ impl Dispatcher {
             };
             self.running.insert(subject);
             let processor = self.processor.clone();
-            let pool = self.pool.clone();
             let settings = self.settings.clone();
             let finishing = self.finishing.clone();
-            let persisted = self.persisted.clone();
-            tasks.spawn(run_step(
-                processor, pool, settings, finishing, persisted, work,
-            ));
+            let writes = self.writes.clone();
+            tasks.spawn(run_step(processor, settings, finishing, writes, work));
         }
         // Subjects whose previous step still runs keep their place at the front.
         for subject in blocked.into_iter().rev() {
@@ -286,10 +287,9 @@ impl Dispatcher {
 
 async fn run_step(
     processor: Arc<dyn Processor>,
-    pool: PgPool,
     settings: RunnerSettings,
-    finishing: Arc<Mutex<HashMap<String, usize>>>,
-    mut persisted: watch::Receiver<i64>,
+    finishing: Finishing,
+    writes: mpsc::UnboundedSender<ToWrite>,
     work: Work,
 ) -> Finished {
     let name = processor.name();
@@ -350,102 +350,46 @@ async fn run_step(
             ))
         }
     };
-    let delay = again.as_ref().map(|(d, _)| *d);
-    let subject = work.subject.clone();
-    if let Ok(mut f) = finishing.lock() {
-        *f.entry(subject.clone()).or_default() += 1;
+    if let Err(e) = &result {
+        tracing::warn!(
+            processor = name,
+            subject = %work.subject,
+            failures = work.failures.saturating_add(1),
+            retry_in_ms = again.as_ref().map_or(0, |(d, _)| d.as_millis() as u64),
+            error = format!("{e:#}"),
+            "step failed"
+        );
     }
-    tokio::spawn(async move {
-        // The row of a subject the feed just woke may still be on its way: the result is
-        // recorded once it is there. If it never comes (leading ended first), nothing is
-        // recorded; the next leader reads the events that woke the subject again.
-        let written = persisted.wait_for(|g| *g >= work.generation).await.is_ok();
-        if !written {
-            tracing::debug!(processor = name, subject = %work.subject, "leading ended before the step's row was written");
-        } else if let Err(e) = finish(&pool, &work, result, delay).await {
-            // The row stays due; the next sweep repeats the step.
-            tracing::warn!(processor = name, subject = %work.subject, error = format!("{e:#}"), "could not record a step's result");
-        }
-        if let Ok(mut f) = finishing.lock()
-            && let Some(n) = f.get_mut(&work.subject)
-        {
-            *n -= 1;
-            if *n == 0 {
-                f.remove(&work.subject);
-            }
-        }
-    });
-    Finished { subject, again }
-}
-
-/// Records a step's result in the work list: deleted when done; after a failure, due again
-/// after `delay` with the failure counted (so backoff survives a restart); after a success
-/// asking to look again later, left as it is. Rows woken again since the step started (a
-/// newer generation) are left alone.
-async fn finish(
-    pool: &PgPool,
-    work: &Work,
-    result: anyhow::Result<Next>,
-    delay: Option<Duration>,
-) -> anyhow::Result<()> {
-    match result {
-        Ok(Next::Done) => {
-            // Deleted only when nothing woke the subject meanwhile; otherwise it is due again
-            // (and the feed has handed the newer row to the dispatcher).
-            sqlx::query(
-                "delete from processor_work where processor = $1 and subject = $2 and generation = $3",
-            )
-            .bind(work.processor)
-            .bind(&work.subject)
-            .bind(work.generation)
-            .execute(pool)
-            .await?;
-        }
+    let recorded = match &result {
+        Ok(Next::Done) => Some(StepResult::Done),
         // Looking again later after a success: the dispatcher's timer does it, and the row,
         // still due, is what a next leader repeats after a crash (level-triggered, harmless).
-        // Writing the delay would cost a round trip per poll for nothing this leader needs.
-        Ok(Next::After(_)) if work.failures == 0 => {}
-        Ok(Next::After(_)) => {
-            sqlx::query(
-                "update processor_work
-                 set due_at = now() + $4 * interval '1 millisecond',
-                     failures = 0, last_error = null, updated_at = now()
-                 where processor = $1 and subject = $2 and generation = $3",
-            )
-            .bind(work.processor)
-            .bind(&work.subject)
-            .bind(work.generation)
-            .bind(delay.unwrap_or_default().as_millis() as f64)
-            .execute(pool)
-            .await?;
+        // Writing the delay would cost a write per poll for nothing this leader needs.
+        Ok(Next::After(_)) if work.failures == 0 => None,
+        Ok(Next::After(after)) => Some(StepResult::Recovered { after: *after }),
+        Err(e) => Some(StepResult::Failed {
+            failures: work.failures.saturating_add(1),
+            after: again.as_ref().map(|(d, _)| *d).unwrap_or_default(),
+            error: format!("{e:#}").chars().take(2000).collect(),
+        }),
+    };
+    let subject = work.subject.clone();
+    if let Some(result) = recorded {
+        // Until it is written, a sweep would read the old row and repeat the step.
+        if let Ok(mut f) = finishing.lock() {
+            *f.entry(subject.clone()).or_default() += 1;
         }
-        Err(e) => {
-            let failures = work.failures.saturating_add(1);
-            let delay = delay.unwrap_or_default();
-            let message = format!("{e:#}");
-            tracing::warn!(
-                processor = work.processor,
-                subject = %work.subject,
-                failures,
-                retry_in_ms = delay.as_millis() as u64,
-                error = %message,
-                "step failed"
-            );
-            sqlx::query(
-                "update processor_work
-                 set due_at = now() + $4 * interval '1 millisecond',
-                     failures = $5, last_error = $6, updated_at = now()
-                 where processor = $1 and subject = $2 and generation = $3",
-            )
-            .bind(work.processor)
-            .bind(&work.subject)
-            .bind(work.generation)
-            .bind(delay.as_millis() as f64)
-            .bind(failures)
-            .bind(message.chars().take(2000).collect::<String>())
-            .execute(pool)
-            .await?;
+        let sent = writes.send(ToWrite::Result {
+            subject: subject.clone(),
+            generation: work.generation,
+            result,
+        });
+        if sent.is_err() {
+            // Leading is ending: the row stays, and the next leader repeats the step.
+            if let Ok(mut f) = finishing.lock() {
+                super::release_finishing(&mut f, &subject);
+            }
         }
     }
-    Ok(())
+    Finished { subject, again }
 }

@@ -215,6 +215,9 @@ pub struct ProcessorRunner {
 /// Longest time a checkpoint lags what the leader has read (when nothing was woken).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// Longest a stopping leader waits for its work list's writer to write what it was given.
+const DRAIN_FOR: Duration = Duration::from_secs(5);
+
 /// How soon to look again when committed events wait behind an older open transaction.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(3);
 
@@ -257,30 +260,32 @@ impl ProcessorRunner {
         let checkpoint = load_checkpoint(&self.pool, name).await?;
 
         // Subjects woken by the feed go straight to the dispatcher, and their rows to the
-        // persister, which writes them (with the checkpoint) behind the feed. The work list
-        // in the database is what survives a crash, and what the dispatcher sweeps for timers.
+        // writer of the work list, which writes them (with the checkpoint) behind the feed,
+        // and the steps' results behind them. The work list in the database is what survives
+        // a crash, and what the dispatcher sweeps for timers.
         let (woken, woken_rx) = mpsc::unbounded_channel();
-        let (batches, batches_rx) = mpsc::unbounded_channel();
-        let (persisted, persisted_rx) = watch::channel(ledger.persisted);
+        let (writes, writes_rx) = mpsc::unbounded_channel();
+        let finishing = Finishing::default();
         let dispatcher = Dispatcher::new(
             self.processor.clone(),
             self.pool.clone(),
             self.settings.clone(),
             woken_rx,
             ledger.failures.clone(),
-            persisted_rx,
+            finishing.clone(),
+            writes.clone(),
         );
         let mut dispatch_shutdown = shutdown.clone();
         let mut dispatch = Part(tokio::spawn(async move {
             dispatcher.run(&mut dispatch_shutdown).await
         }));
-        let persist_conn = self.pool.acquire().await?.detach();
+        let writer_conn = self.pool.acquire().await?.detach();
         let mut persisting = Part(tokio::spawn(persister(
-            persist_conn,
+            writer_conn,
             name,
             checkpoint,
-            batches_rx,
-            persisted,
+            writes_rx,
+            finishing,
         )));
         let feed = self.feed(
             shutdown,
@@ -288,15 +293,34 @@ impl ProcessorRunner {
             checkpoint,
             ledger,
             &woken,
-            &batches,
+            &writes,
         );
         // Leading ends when any part fails or shutdown comes; the others are stopped (also
         // when this task itself is aborted: see [`Part`]).
-        tokio::select! {
+        let (mut dispatched, mut persisted) = (false, false);
+        let result = tokio::select! {
             r = feed => r,
-            r = &mut dispatch.0 => r.context("dispatcher panicked").and_then(|r| r),
-            r = &mut persisting.0 => r.context("persister panicked").and_then(|r| r),
+            r = &mut dispatch.0 => {
+                dispatched = true;
+                r.context("dispatcher panicked").and_then(|r| r)
+            }
+            r = &mut persisting.0 => {
+                persisted = true;
+                r.context("persister panicked").and_then(|r| r)
+            }
+        };
+        // Steps in flight are abandoned (their rows stay for the next leader), but what was
+        // already handed to the work list's writer is written before leading ends, within a
+        // bound: a clean stop loses no step's result.
+        if !dispatched {
+            dispatch.0.abort();
+            let _ = (&mut dispatch.0).await;
         }
+        drop(writes);
+        if !persisted {
+            let _ = tokio::time::timeout(DRAIN_FOR, &mut persisting.0).await;
+        }
+        result
     }
 
     /// Moves events after the checkpoint into the work list, then waits for more. Runs on the
@@ -309,7 +333,7 @@ impl ProcessorRunner {
         checkpoint: Cursor,
         mut ledger: Ledger,
         woken: &mpsc::UnboundedSender<Vec<Work>>,
-        batches: &mpsc::UnboundedSender<Batch>,
+        writes: &mpsc::UnboundedSender<ToWrite>,
     ) -> anyhow::Result<()> {
         let name = self.processor.name();
         if !self.processor.reads_events() {
@@ -350,18 +374,19 @@ impl ProcessorRunner {
                         &mut ledger,
                     );
                     if !woke.is_empty() || sent_at.elapsed() >= CHECKPOINT_EVERY {
-                        // The steps start now; their rows follow (see [`persister`]).
+                        // The steps start now; their rows follow (see `persister`), queued
+                        // before any result of those steps can be.
                         let works = woke.works(name, &ledger);
-                        if !works.is_empty() && woken.send(works).is_err() {
-                            anyhow::bail!("the dispatcher stopped");
-                        }
                         let batch = Batch {
                             to: cursor,
                             seen: unsent,
                             woken: woke,
                         };
-                        if batches.send(batch).is_err() {
+                        if writes.send(ToWrite::Woken(batch)).is_err() {
                             anyhow::bail!("the persister stopped");
+                        }
+                        if !works.is_empty() && woken.send(works).is_err() {
+                            anyhow::bail!("the dispatcher stopped");
                         }
                         sent = cursor;
                         unsent = 0;
@@ -395,7 +420,7 @@ impl ProcessorRunner {
                 _ = tokio::time::sleep(wait) => {
                     if pending {
                         let batch = Batch { to: cursor, seen: unsent, woken: Woken::default() };
-                        if batches.send(batch).is_err() {
+                        if writes.send(ToWrite::Woken(batch)).is_err() {
                             anyhow::bail!("the persister stopped");
                         }
                         sent = cursor;
@@ -465,9 +490,6 @@ struct Ledger {
     /// when leading began, and increasing. Only the leader gives generations, and only the
     /// leader's persister writes them, fenced by the checkpoint.
     next_generation: i64,
-    /// The highest generation in the work list when leading began: every row the dispatcher
-    /// may read from it is written.
-    persisted: i64,
     /// Failed steps in a row of the subjects whose last step failed (the rest have none).
     /// Loaded when leading begins, then kept by the dispatcher as steps finish.
     failures: Failures,
@@ -492,7 +514,6 @@ impl Ledger {
         .await?;
         Ok(Self {
             next_generation: top + 1,
-            persisted: top,
             failures: Arc::new(std::sync::Mutex::new(failing.into_iter().collect())),
         })
     }
@@ -607,42 +628,190 @@ impl Woken {
 
 /// What the feed hands the persister: move the checkpoint to `to` (`seen` events further)
 /// and write the woken subjects' rows.
-struct Batch {
+pub(crate) struct Batch {
     to: Cursor,
     seen: i64,
     woken: Woken,
 }
 
-/// Writes the feed's batches, in order, on a connection of its own: the feed reads on while
-/// a batch is written, and the steps of the subjects it woke have already started. Batches
-/// that queued meanwhile are written together. After each write it tells the dispatcher the
-/// highest generation written: a step's result is recorded in the work list only once its
-/// row is there. A crash before a batch is written loses nothing: the checkpoint has not
-/// moved either, so the next leader reads those events again and wakes the same subjects.
+/// Subjects whose step returned but whose result is not yet written to the work list (a sweep
+/// meanwhile would read the old row and repeat the step), with how many results are on
+/// their way.
+pub(crate) type Finishing = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// One result on its way out of the finishing set.
+pub(crate) fn release_finishing(f: &mut std::collections::HashMap<String, usize>, subject: &str) {
+    if let Some(n) = f.get_mut(subject) {
+        *n -= 1;
+        if *n == 0 {
+            f.remove(subject);
+        }
+    }
+}
+
+/// What the work list's writer is given, in order.
+pub(crate) enum ToWrite {
+    /// Move the checkpoint and write the woken subjects' rows.
+    Woken(Batch),
+    /// A step's result, for the row of `generation` (left alone if a newer wake-up replaced
+    /// it).
+    Result {
+        subject: String,
+        generation: i64,
+        result: StepResult,
+    },
+}
+
+/// What a finished step leaves in its row.
+#[derive(Debug, Clone)]
+pub(crate) enum StepResult {
+    /// Nothing more to do: the row goes.
+    Done,
+    /// A success after failures: the count is reset, the row due after `after`.
+    Recovered { after: Duration },
+    /// A failure: counted, recorded, the row due again after `after` (backoff survives a
+    /// restart).
+    Failed {
+        failures: i32,
+        after: Duration,
+        error: String,
+    },
+}
+
+/// Writes the work list, in the order it is given: the feed's batches (rows and checkpoint,
+/// see [`persist`]) and the steps' results, on a connection of its own. The feed reads on
+/// while a batch is written, and the steps of the subjects it woke have already started; a
+/// result always comes after the row it concerns, since the feed queues a batch before it
+/// hands its subjects to the dispatcher. What queued meanwhile is written together: the
+/// batches in one statement, then the results (the last per subject) in at most two. A crash
+/// before a batch is written loses nothing: the checkpoint has not moved either, so the next
+/// leader reads those events again and wakes the same subjects.
 async fn persister(
     mut conn: sqlx::PgConnection,
     name: &'static str,
     mut from: Cursor,
-    mut batches: mpsc::UnboundedReceiver<Batch>,
-    persisted: watch::Sender<i64>,
+    mut writes: mpsc::UnboundedReceiver<ToWrite>,
+    finishing: Finishing,
 ) -> anyhow::Result<()> {
-    while let Some(mut batch) = batches.recv().await {
-        while let Ok(later) = batches.try_recv() {
-            batch.to = later.to;
-            batch.seen += later.seen;
-            batch.woken.merge(later.woken);
-        }
-        persist(&mut conn, name, from, batch.to, batch.seen, &batch.woken).await?;
-        from = batch.to;
-        if let Some(&top) = batch.woken.generations.iter().max() {
-            persisted.send_if_modified(|p| {
-                let newer = top > *p;
-                if newer {
-                    *p = top;
+    while let Some(first) = writes.recv().await {
+        let mut batch: Option<Batch> = None;
+        let mut results: Vec<(String, i64, StepResult)> = Vec::new();
+        let mut take = |w: ToWrite| match w {
+            ToWrite::Woken(b) => match &mut batch {
+                Some(batch) => {
+                    batch.to = b.to;
+                    batch.seen += b.seen;
+                    batch.woken.merge(b.woken);
                 }
-                newer
-            });
+                None => batch = Some(b),
+            },
+            ToWrite::Result {
+                subject,
+                generation,
+                result,
+            } => results.push((subject, generation, result)),
+        };
+        take(first);
+        while let Ok(more) = writes.try_recv() {
+            take(more);
         }
+        if let Some(batch) = batch {
+            persist(&mut conn, name, from, batch.to, batch.seen, &batch.woken).await?;
+            from = batch.to;
+        }
+        if !results.is_empty() {
+            let written = record_results(&mut conn, name, &results).await;
+            if let Ok(mut f) = finishing.lock() {
+                for (subject, _, _) in &results {
+                    release_finishing(&mut f, subject);
+                }
+            }
+            if let Err(e) = written {
+                // The rows stay due; the next sweep repeats those steps.
+                tracing::warn!(
+                    processor = name,
+                    steps = results.len(),
+                    error = format!("{e:#}"),
+                    "could not record steps' results"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records steps' results: the last per subject (a subject's steps run one after another,
+/// so a later result supersedes an earlier one). Every write is guarded by the generation the
+/// step ran for: a row woken again meanwhile is due again and left alone.
+async fn record_results(
+    conn: &mut sqlx::PgConnection,
+    name: &'static str,
+    results: &[(String, i64, StepResult)],
+) -> anyhow::Result<()> {
+    let mut last = std::collections::HashMap::<&str, usize>::new();
+    for (i, (subject, _, _)) in results.iter().enumerate() {
+        last.insert(subject.as_str(), i);
+    }
+    // Rows to delete, and rows due again: subject, generation (and failures, delay, error).
+    let (mut done_s, mut done_g) = (Vec::<&str>::new(), Vec::<i64>::new());
+    let (mut again_s, mut again_g) = (Vec::<&str>::new(), Vec::<i64>::new());
+    let (mut again_f, mut again_d, mut again_e) = (
+        Vec::<i32>::new(),
+        Vec::<f64>::new(),
+        Vec::<Option<&str>>::new(),
+    );
+    for (i, (subject, generation, result)) in results.iter().enumerate() {
+        if last.get(subject.as_str()) != Some(&i) {
+            continue;
+        }
+        let (failures, after, error) = match result {
+            StepResult::Done => {
+                done_s.push(subject);
+                done_g.push(*generation);
+                continue;
+            }
+            StepResult::Recovered { after } => (0, after, None),
+            StepResult::Failed {
+                failures,
+                after,
+                error,
+            } => (*failures, after, Some(error.as_str())),
+        };
+        again_s.push(subject);
+        again_g.push(*generation);
+        again_f.push(failures);
+        again_d.push(after.as_millis() as f64);
+        again_e.push(error);
+    }
+    if !done_s.is_empty() {
+        sqlx::query(
+            "delete from processor_work w
+             using unnest($2::text[], $3::bigint[]) as t(s, g)
+             where w.processor = $1 and w.subject = t.s and w.generation = t.g",
+        )
+        .bind(name)
+        .bind(&done_s)
+        .bind(&done_g)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !again_s.is_empty() {
+        sqlx::query(
+            "update processor_work w
+             set due_at = now() + t.d * interval '1 millisecond', failures = t.f,
+                 last_error = t.e, updated_at = now()
+             from unnest($2::text[], $3::bigint[], $4::int[], $5::float8[], $6::text[])
+                  as t(s, g, f, d, e)
+             where w.processor = $1 and w.subject = t.s and w.generation = t.g",
+        )
+        .bind(name)
+        .bind(&again_s)
+        .bind(&again_g)
+        .bind(&again_f)
+        .bind(&again_d)
+        .bind(&again_e)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
