@@ -153,6 +153,48 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// A processor whose steps run through.
+fn deactivator(store: &EventStore, world: &Arc<Mutex<World>>) -> Deactivator {
+    Deactivator {
+        store: store.clone(),
+        world: world.clone(),
+        gate: None,
+        poll_first: false,
+    }
+}
+
+/// A processor whose steps stop for good between the side effect and its record.
+fn held_after_side_effect(store: &EventStore, world: &Arc<Mutex<World>>) -> Deactivator {
+    Deactivator {
+        store: store.clone(),
+        world: world.clone(),
+        gate: Some(Arc::new(Semaphore::new(0))),
+        poll_first: false,
+    }
+}
+
+/// A process leading after one was killed with its steps between side effect and record: it
+/// records what the first could not, creates nothing twice, and empties the work list.
+async fn next_leader_finishes(
+    db: &TestDatabase,
+    store: &EventStore,
+    world: &Arc<Mutex<World>>,
+    ids: &[String],
+) {
+    let next = process(db, deactivator(store, world)).await;
+    eventually("recorded by the next leader", async || {
+        active_count(store, ids).await == 0
+    })
+    .await;
+    assert_eq!(
+        world.lock().unwrap().creates,
+        ids.len() as u32,
+        "no resource created twice"
+    );
+    eventually("empty work list", async || work_rows(db).await == 0).await;
+    next.stop().await;
+}
+
 async fn work_rows(db: &TestDatabase) -> i64 {
     sqlx::query_scalar("select count(*) from processor_work where processor = 'deactivator'")
         .fetch_one(&db.pool)
@@ -165,16 +207,7 @@ async fn every_woken_subject_is_stepped_until_done_and_leaves_the_work_list() {
     let db = TestDatabase::new().await;
     let store = EventStore::new(db.pool.clone());
     let world = Arc::new(Mutex::new(World::default()));
-    let p = process(
-        &db,
-        Deactivator {
-            store: store.clone(),
-            world: world.clone(),
-            gate: None,
-            poll_first: false,
-        },
-    )
-    .await;
+    let p = process(&db, deactivator(&store, &world)).await;
     let ids = register(&store, 12).await;
     eventually("all models deactivated", async || {
         active_count(&store, &ids).await == 0
@@ -235,17 +268,7 @@ async fn a_crash_between_side_effect_and_record_repeats_the_step_not_the_side_ef
     let db = TestDatabase::new().await;
     let store = EventStore::new(db.pool.clone());
     let world = Arc::new(Mutex::new(World::default()));
-    let gate = Arc::new(Semaphore::new(0));
-    let first = process(
-        &db,
-        Deactivator {
-            store: store.clone(),
-            world: world.clone(),
-            gate: Some(gate.clone()),
-            poll_first: false,
-        },
-    )
-    .await;
+    let first = process(&db, held_after_side_effect(&store, &world)).await;
     let ids = register(&store, 3).await;
     eventually("three side effects made", async || {
         world.lock().unwrap().creates == 3
@@ -257,27 +280,7 @@ async fn a_crash_between_side_effect_and_record_repeats_the_step_not_the_side_ef
     assert_eq!(active_count(&store, &ids).await, 3, "nothing was recorded");
     assert_eq!(work_rows(&db).await, 3, "the work survives the crash");
 
-    let second = process(
-        &db,
-        Deactivator {
-            store: store.clone(),
-            world: world.clone(),
-            gate: None,
-            poll_first: false,
-        },
-    )
-    .await;
-    eventually("recorded after the restart", async || {
-        active_count(&store, &ids).await == 0
-    })
-    .await;
-    assert_eq!(
-        world.lock().unwrap().creates,
-        3,
-        "no resource created twice"
-    );
-    eventually("empty work list", async || work_rows(&db).await == 0).await;
-    second.stop().await;
+    next_leader_finishes(&db, &store, &world, &ids).await;
 }
 
 #[tokio::test]
@@ -373,16 +376,7 @@ async fn a_woken_step_starts_before_its_row_is_written_and_is_recorded_once_it_i
     let db = TestDatabase::new().await;
     let store = EventStore::new(db.pool.clone());
     let world = Arc::new(Mutex::new(World::default()));
-    let p = process(
-        &db,
-        Deactivator {
-            store: store.clone(),
-            world: world.clone(),
-            gate: None,
-            poll_first: false,
-        },
-    )
-    .await;
+    let p = process(&db, deactivator(&store, &world)).await;
     let held = hold_checkpoint(&db).await;
     let ids = register(&store, 3).await;
     // The steps run and record their outcomes while the work list cannot be written.
@@ -416,17 +410,7 @@ async fn a_leader_killed_before_its_rows_are_written_leaves_the_work_to_the_next
     let db = TestDatabase::new().await;
     let store = EventStore::new(db.pool.clone());
     let world = Arc::new(Mutex::new(World::default()));
-    let gate = Arc::new(Semaphore::new(0));
-    let first = process(
-        &db,
-        Deactivator {
-            store: store.clone(),
-            world: world.clone(),
-            gate: Some(gate.clone()),
-            poll_first: false,
-        },
-    )
-    .await;
+    let first = process(&db, held_after_side_effect(&store, &world)).await;
     let held = hold_checkpoint(&db).await;
     let ids = register(&store, 3).await;
     eventually("three side effects made", async || {
@@ -437,27 +421,7 @@ async fn a_leader_killed_before_its_rows_are_written_leaves_the_work_to_the_next
     first.task.abort();
     let _ = first.task.await;
     held.rollback().await.unwrap();
-    let second = process(
-        &db,
-        Deactivator {
-            store: store.clone(),
-            world: world.clone(),
-            gate: None,
-            poll_first: false,
-        },
-    )
-    .await;
-    eventually("recorded by the next leader", async || {
-        active_count(&store, &ids).await == 0
-    })
-    .await;
-    assert_eq!(
-        world.lock().unwrap().creates,
-        3,
-        "no resource created twice"
-    );
-    eventually("empty work list", async || work_rows(&db).await == 0).await;
-    second.stop().await;
+    next_leader_finishes(&db, &store, &world, &ids).await;
 }
 
 /// Fails every step, noting the failures in a row each step was told of.
