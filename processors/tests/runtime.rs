@@ -274,6 +274,9 @@ async fn a_crash_between_side_effect_and_record_repeats_the_step_not_the_side_ef
         world.lock().unwrap().creates == 3
     })
     .await;
+    // The rows are written behind the steps: wait for them, so that this is a crash after
+    // the work was made durable (the test below covers one before).
+    eventually("the work list written", async || work_rows(&db).await == 3).await;
     // Killed: steps stuck between the provider call and recording it.
     first.task.abort();
     let _ = first.task.await;
@@ -516,4 +519,115 @@ async fn an_event_during_backoff_keeps_the_count_of_failed_steps() {
     .await;
     assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3]);
     second.stop().await;
+}
+
+/// A new leader never gives a generation an earlier one gave, even once the row that carried
+/// it is gone: a late write of the earlier leader, guarded by its generation, must never touch
+/// a row of the next.
+#[tokio::test]
+async fn a_generation_is_never_given_twice_across_leaders() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let generation = async || -> Option<i64> {
+        sqlx::query_scalar("select generation from processor_work where processor = 'failing'")
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap()
+    };
+    let first = failing_runner(db.second_pool(5).await, &seen);
+    let ids = register(&store, 1).await;
+    eventually("the first row written", async || {
+        generation().await.is_some()
+    })
+    .await;
+    let given = generation().await.unwrap();
+    first.stop().await;
+    // The row leaves (as a step reporting done would have it).
+    sqlx::query("delete from processor_work where processor = 'failing'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let second = failing_runner(db.second_pool(5).await, &seen);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ctx = CommandContext::new(EventMetadata::new_command(Actor::system("test")));
+    store
+        .execute::<Model>(&ids[0], ModelCommand::Deactivate, &(), &ctx)
+        .await
+        .unwrap();
+    eventually("woken under the next leader", async || {
+        generation().await.is_some()
+    })
+    .await;
+    assert!(generation().await.unwrap() > given);
+    second.stop().await;
+}
+
+/// Asks to be looked at again in 600 ms after its first step; done after any other.
+struct Looker {
+    steps: Arc<Mutex<u32>>,
+}
+
+#[async_trait::async_trait]
+impl Processor for Looker {
+    fn name(&self) -> &'static str {
+        "looker"
+    }
+
+    fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
+        (event.aggregate_type == "model").then(|| event.aggregate_id.clone())
+    }
+
+    async fn step(&self, _work: &Work) -> anyhow::Result<Next> {
+        let mut steps = self.steps.lock().unwrap();
+        *steps += 1;
+        Ok(if *steps == 1 {
+            Next::After(Duration::from_millis(600))
+        } else {
+            Next::Done
+        })
+    }
+}
+
+/// A step that finishes supersedes the look again an earlier step of its subject asked for:
+/// it looked at the subject as it is now.
+#[tokio::test]
+async fn a_finished_step_drops_the_look_again_an_earlier_one_asked_for() {
+    let db = TestDatabase::new().await;
+    let store = EventStore::new(db.pool.clone());
+    let steps = Arc::new(Mutex::new(0));
+    let pool = db.second_pool(5).await;
+    let notifier = Notifier::spawn(pool.clone());
+    let runner = ProcessorRunner {
+        processor: Arc::new(Looker {
+            steps: steps.clone(),
+        }),
+        pool,
+        wakeups: notifier.subscribe(),
+        settings: RunnerSettings {
+            poll_interval: Duration::from_millis(200),
+            ..RunnerSettings::default()
+        },
+    };
+    let (stop, stopped) = watch::channel(false);
+    let p = Process {
+        stop,
+        task: tokio::spawn(runner.run(stopped)),
+        _notifier: notifier,
+    };
+    let ids = register(&store, 1).await;
+    eventually("the first step", async || *steps.lock().unwrap() == 1).await;
+    let ctx = CommandContext::new(EventMetadata::new_command(Actor::system("test")));
+    store
+        .execute::<Model>(&ids[0], ModelCommand::Deactivate, &(), &ctx)
+        .await
+        .unwrap();
+    eventually("the woken step", async || *steps.lock().unwrap() == 2).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        *steps.lock().unwrap(),
+        2,
+        "the earlier look again was dropped"
+    );
+    p.stop().await;
 }

@@ -39,7 +39,8 @@ const CAPACITY: usize = 4_096;
 /// Longest a shared read may take before its caller fails (and its runner starts again).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a read with no notification since is trusted to be the head.
+/// How long a read is trusted to be the head for readers that asked before any notification
+/// that came after it began.
 const TRUST_FOR: Duration = Duration::from_secs(1);
 
 /// When a reader asked, and the notification count then.

@@ -118,6 +118,14 @@ impl Dispatcher {
                 swept = async { sweeping.as_mut().expect("guarded").await }, if sweeping.is_some() => {
                     sweeping = None;
                     next_sweep = Instant::now() + self.settings.poll_interval;
+                    // Every row the sweep can have read has its work in the channel already
+                    // (the feed queues a batch before it sends its work): take it first, so
+                    // that the sweep's copy is known and not run as well.
+                    while let Ok(works) = self.woken.try_recv() {
+                        for w in works {
+                            self.queue(w);
+                        }
+                    }
                     self.swept(swept.context("sweep panicked")??);
                 }
                 works = self.woken.recv() => match works {
@@ -173,6 +181,11 @@ impl Dispatcher {
         if sweeping {
             self.finished_while_sweeping.insert(done.subject.clone());
         }
+        // The step looked at the subject as it is now: a look asked for by an earlier step
+        // is superseded.
+        if self.timed.remove(&done.subject).is_some() {
+            self.timers.retain(|(_, s)| *s != done.subject);
+        }
         // Newer work for the subject (an event during the step) runs next anyway.
         if let Some((after, work)) = done.again
             && !self.pending.contains_key(&done.subject)
@@ -194,9 +207,19 @@ impl Dispatcher {
                 blocked.push(subject);
                 continue;
             }
-            let Some(work) = self.pending.remove(&subject) else {
+            let Some(mut work) = self.pending.remove(&subject) else {
                 continue;
             };
+            if work.woken_by_event {
+                // The subject's count of failed steps as of now: a step that failed while
+                // this work waited counts.
+                work.failures = self
+                    .failures
+                    .lock()
+                    .ok()
+                    .and_then(|f| f.get(&subject).copied())
+                    .unwrap_or(0);
+            }
             self.running.insert(subject);
             let processor = self.processor.clone();
             let settings = self.settings.clone();

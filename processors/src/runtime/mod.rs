@@ -256,8 +256,7 @@ impl ProcessorRunner {
         tracing::info!(processor = name, "leading processor");
         metrics::gauge!("inferplane_processor_leader", "processor" => name).set(1.0);
         install(&self.pool, self.processor.as_ref()).await?;
-        let ledger = Ledger::load(&self.pool, name).await?;
-        let checkpoint = load_checkpoint(&self.pool, name).await?;
+        let (checkpoint, ledger) = Ledger::load(&self.pool, name).await?;
 
         // Subjects woken by the feed go straight to the dispatcher, and their rows to the
         // writer of the work list, which writes them (with the checkpoint) behind the feed,
@@ -470,19 +469,6 @@ async fn install(pool: &PgPool, p: &dyn Processor) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn load_checkpoint(pool: &PgPool, name: &str) -> anyhow::Result<Cursor> {
-    let row = sqlx::query(
-        "select transaction_id::text::bigint as txid, position from processor_checkpoints where name = $1",
-    )
-    .bind(name)
-    .fetch_one(pool)
-    .await?;
-    Ok(Cursor {
-        transaction_id: row.try_get("txid")?,
-        position: row.try_get("position")?,
-    })
-}
-
 /// What the leader keeps in memory about its work list, so that a woken subject's step can
 /// start before its row is written.
 struct Ledger {
@@ -499,23 +485,39 @@ struct Ledger {
 pub(crate) type Failures = Arc<std::sync::Mutex<std::collections::HashMap<String, i32>>>;
 
 impl Ledger {
-    async fn load(pool: &PgPool, name: &str) -> anyhow::Result<Self> {
-        let top: i64 = sqlx::query_scalar(
-            "select coalesce(max(generation), 0) from processor_work where processor = $1",
+    /// The checkpoint and the ledger, read together: the generations of every row and every
+    /// batch written up to that checkpoint are below the next one given. A batch a previous
+    /// leader writes later moves the checkpoint, so this leader's first write fails its fence
+    /// and it starts again from a fresh read.
+    async fn load(pool: &PgPool, name: &str) -> anyhow::Result<(Cursor, Self)> {
+        let row = sqlx::query(
+            "select c.transaction_id::text::bigint as txid, c.position,
+                    greatest(c.generations,
+                             (select coalesce(max(generation), 0) from processor_work
+                              where processor = $1)) as top
+             from processor_checkpoints c where c.name = $1",
         )
         .bind(name)
         .fetch_one(pool)
         .await?;
+        let checkpoint = Cursor {
+            transaction_id: row.try_get("txid")?,
+            position: row.try_get("position")?,
+        };
+        let top: i64 = row.try_get("top")?;
         let failing: Vec<(String, i32)> = sqlx::query_as(
             "select subject, failures from processor_work where processor = $1 and failures > 0",
         )
         .bind(name)
         .fetch_all(pool)
         .await?;
-        Ok(Self {
-            next_generation: top + 1,
-            failures: Arc::new(std::sync::Mutex::new(failing.into_iter().collect())),
-        })
+        Ok((
+            checkpoint,
+            Self {
+                next_generation: top + 1,
+                failures: Arc::new(std::sync::Mutex::new(failing.into_iter().collect())),
+            },
+        ))
     }
 }
 
@@ -683,7 +685,7 @@ pub(crate) enum StepResult {
 /// while a batch is written, and the steps of the subjects it woke have already started; a
 /// result always comes after the row it concerns, since the feed queues a batch before it
 /// hands its subjects to the dispatcher. What queued meanwhile is written together: the
-/// batches in one statement, then the results (the last per subject) in at most two. A crash
+/// batches in one statement, then the results (the last per row) in at most two. A crash
 /// before a batch is written loses nothing: the checkpoint has not moved either, so the next
 /// leader reads those events again and wakes the same subjects.
 async fn persister(
@@ -740,17 +742,18 @@ async fn persister(
     Ok(())
 }
 
-/// Records steps' results: the last per subject (a subject's steps run one after another,
-/// so a later result supersedes an earlier one). Every write is guarded by the generation the
-/// step ran for: a row woken again meanwhile is due again and left alone.
+/// Records steps' results: the last per subject and generation (a subject's steps run one
+/// after another, so a later result for the same row supersedes an earlier one). Every write
+/// is guarded by the generation the step ran for: a row woken again meanwhile is due again and
+/// left alone, and a result for an older generation touches nothing.
 async fn record_results(
     conn: &mut sqlx::PgConnection,
     name: &'static str,
     results: &[(String, i64, StepResult)],
 ) -> anyhow::Result<()> {
-    let mut last = std::collections::HashMap::<&str, usize>::new();
-    for (i, (subject, _, _)) in results.iter().enumerate() {
-        last.insert(subject.as_str(), i);
+    let mut last = std::collections::HashMap::<(&str, i64), usize>::new();
+    for (i, (subject, generation, _)) in results.iter().enumerate() {
+        last.insert((subject.as_str(), *generation), i);
     }
     // Rows to delete, and rows due again: subject, generation (and failures, delay, error).
     let (mut done_s, mut done_g) = (Vec::<&str>::new(), Vec::<i64>::new());
@@ -761,7 +764,7 @@ async fn record_results(
         Vec::<Option<&str>>::new(),
     );
     for (i, (subject, generation, result)) in results.iter().enumerate() {
-        if last.get(subject.as_str()) != Some(&i) {
+        if last.get(&(subject.as_str(), *generation)) != Some(&i) {
             continue;
         }
         let (failures, after, error) = match result {
@@ -831,7 +834,7 @@ async fn persist(
         "with moved as (
              update processor_checkpoints
              set transaction_id = $7::text::xid8, position = $8, events_seen = events_seen + $9,
-                 updated_at = now()
+                 generations = greatest(generations, $12), updated_at = now()
              where name = $1 and transaction_id = $10::text::xid8 and position = $11
              returning name
          ), woken as (
@@ -862,6 +865,7 @@ async fn persist(
     .bind(seen)
     .bind(from.transaction_id.to_string())
     .bind(from.position)
+    .bind(woken.generations.iter().copied().max().unwrap_or(0))
     .fetch_one(&mut *conn)
     .await?;
     if moved != 1 {
