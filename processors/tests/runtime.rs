@@ -39,7 +39,7 @@ impl Processor for Deactivator {
     }
 
     fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
-        (event.aggregate_type == "model").then(|| event.aggregate_id.clone())
+        model_subject(event)
     }
 
     async fn step(&self, work: &Work) -> anyhow::Result<Next> {
@@ -87,19 +87,24 @@ struct Process {
 }
 
 async fn process(db: &TestDatabase, processor: Deactivator) -> Process {
-    let pool = db.second_pool(5).await;
+    let settings = RunnerSettings {
+        poll_interval: Duration::from_millis(200),
+        batch_size: 5,
+        concurrency: 4,
+        backoff_base: Duration::from_millis(20),
+        ..RunnerSettings::default()
+    };
+    run(db.second_pool(5).await, Arc::new(processor), settings)
+}
+
+/// Runs `processor` as a process of its own would, on `pool`.
+fn run(pool: sqlx::PgPool, processor: Arc<dyn Processor>, settings: RunnerSettings) -> Process {
     let notifier = Notifier::spawn(pool.clone());
     let runner = ProcessorRunner {
-        processor: Arc::new(processor),
+        processor,
         pool,
         wakeups: notifier.subscribe(),
-        settings: RunnerSettings {
-            poll_interval: Duration::from_millis(200),
-            batch_size: 5,
-            concurrency: 4,
-            backoff_base: Duration::from_millis(20),
-            ..RunnerSettings::default()
-        },
+        settings,
     };
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(runner.run(stopped));
@@ -108,6 +113,11 @@ async fn process(db: &TestDatabase, processor: Deactivator) -> Process {
         task,
         _notifier: notifier,
     }
+}
+
+/// The subject of every model event (the test processors look after models).
+fn model_subject(event: &StoredEvent) -> Option<String> {
+    (event.aggregate_type == "model").then(|| event.aggregate_id.clone())
 }
 
 async fn register(store: &EventStore, n: usize) -> Vec<String> {
@@ -439,7 +449,7 @@ impl Processor for Failing {
     }
 
     fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
-        (event.aggregate_type == "model").then(|| event.aggregate_id.clone())
+        model_subject(event)
     }
 
     async fn step(&self, work: &Work) -> anyhow::Result<Next> {
@@ -448,27 +458,15 @@ impl Processor for Failing {
     }
 }
 
-fn failing_runner(db_pool: sqlx::PgPool, seen: &Arc<Mutex<Vec<i32>>>) -> Process {
-    let notifier = Notifier::spawn(db_pool.clone());
-    let runner = ProcessorRunner {
-        processor: Arc::new(Failing { seen: seen.clone() }),
-        pool: db_pool,
-        wakeups: notifier.subscribe(),
-        settings: RunnerSettings {
-            poll_interval: Duration::from_millis(200),
-            // Retries far apart: only events wake the subject within the test.
-            backoff_base: Duration::from_secs(30),
-            backoff_max: Duration::from_secs(60),
-            ..RunnerSettings::default()
-        },
+fn failing_runner(pool: sqlx::PgPool, seen: &Arc<Mutex<Vec<i32>>>) -> Process {
+    let settings = RunnerSettings {
+        poll_interval: Duration::from_millis(200),
+        // Retries far apart: only events wake the subject within the test.
+        backoff_base: Duration::from_secs(30),
+        backoff_max: Duration::from_secs(60),
+        ..RunnerSettings::default()
     };
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(runner.run(stopped));
-    Process {
-        stop,
-        task,
-        _notifier: notifier,
-    }
+    run(pool, Arc::new(Failing { seen: seen.clone() }), settings)
 }
 
 /// A subject woken by an event while it backs off keeps its count of failed steps, under the
@@ -575,7 +573,7 @@ impl Processor for Looker {
     }
 
     fn wakes(&self, event: &StoredEvent, _memory: &mut WakeMemory) -> Option<String> {
-        (event.aggregate_type == "model").then(|| event.aggregate_id.clone())
+        model_subject(event)
     }
 
     async fn step(&self, _work: &Work) -> anyhow::Result<Next> {
@@ -596,25 +594,14 @@ async fn a_finished_step_drops_the_look_again_an_earlier_one_asked_for() {
     let db = TestDatabase::new().await;
     let store = EventStore::new(db.pool.clone());
     let steps = Arc::new(Mutex::new(0));
-    let pool = db.second_pool(5).await;
-    let notifier = Notifier::spawn(pool.clone());
-    let runner = ProcessorRunner {
-        processor: Arc::new(Looker {
-            steps: steps.clone(),
-        }),
-        pool,
-        wakeups: notifier.subscribe(),
-        settings: RunnerSettings {
-            poll_interval: Duration::from_millis(200),
-            ..RunnerSettings::default()
-        },
+    let settings = RunnerSettings {
+        poll_interval: Duration::from_millis(200),
+        ..RunnerSettings::default()
     };
-    let (stop, stopped) = watch::channel(false);
-    let p = Process {
-        stop,
-        task: tokio::spawn(runner.run(stopped)),
-        _notifier: notifier,
-    };
+    let looker = Arc::new(Looker {
+        steps: steps.clone(),
+    });
+    let p = run(db.second_pool(5).await, looker, settings);
     let ids = register(&store, 1).await;
     eventually("the first step", async || *steps.lock().unwrap() == 1).await;
     let ctx = CommandContext::new(EventMetadata::new_command(Actor::system("test")));

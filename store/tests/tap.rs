@@ -349,23 +349,25 @@ impl Hop {
     }
 }
 
-/// Readers queued behind a read that began after they asked are answered by it, even if a
-/// notification came meanwhile: under a stream of notifications that is what keeps one
-/// reading per wave instead of one per reader.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_it() {
-    use std::sync::Arc;
+/// The aggregate ids of `events`, in order.
+fn aggregate_ids(events: &[StoredEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.aggregate_id.as_str()).collect()
+}
 
-    use inferplane_store::EventTap;
-    use tokio::sync::watch;
-
+/// A database holding three events, a tap whose notifications the test sends itself, and a
+/// way to start a reader from the start on a given connection.
+async fn three_events_and_a_tap() -> (
+    TestDatabase,
+    tokio::sync::watch::Sender<u64>,
+    impl Fn(PgConnection) -> tokio::task::JoinHandle<Result<Vec<StoredEvent>, sqlx::Error>>,
+) {
     let db = TestDatabase::new().await;
     for i in 0..3 {
         append(&db.pool, &format!("a{i}")).await;
     }
-    let (notify, notified) = watch::channel(0u64);
-    let tap = Arc::new(EventTap::new(notified));
-    let read = |mut conn: PgConnection| {
+    let (notify, notified) = tokio::sync::watch::channel(0u64);
+    let tap = std::sync::Arc::new(inferplane_store::EventTap::new(notified));
+    let read = move |mut conn: PgConnection| {
         let tap = tap.clone();
         tokio::spawn(async move {
             tap.read_after_checked(&mut conn, Cursor::START, 1000)
@@ -373,6 +375,15 @@ async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_
                 .map(|p| p.events)
         })
     };
+    (db, notify, read)
+}
+
+/// Readers queued behind a read that began after they asked are answered by it, even if a
+/// notification came meanwhile: under a stream of notifications that is what keeps one
+/// reading per wave instead of one per reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_it() {
+    let (db, notify, read) = three_events_and_a_tap().await;
     // Long enough for a spawned reader to reach the tap's lock on a busy machine.
     let settle = || tokio::time::sleep(Duration::from_millis(300));
     let (hop_c, hop_b) = (Hop::start(&db.url).await, Hop::start(&db.url).await);
@@ -403,13 +414,7 @@ async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_
         .await
         .unwrap()
         .expect("answered by B's read, without a query");
-    assert_eq!(
-        served
-            .iter()
-            .map(|e| e.aggregate_id.as_str())
-            .collect::<Vec<_>>(),
-        ["a0", "a1", "a2"]
-    );
+    assert_eq!(aggregate_ids(&served), ["a0", "a1", "a2"]);
 }
 
 /// A reader that asks while a read runs is answered by that read when no notification came
@@ -417,25 +422,7 @@ async fn a_reader_queued_behind_a_read_that_began_after_it_asked_is_answered_by_
 /// (that one wakes it again); one that asks after such a notification is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_answers_the_readers_that_asked_before_the_next_notification() {
-    use std::sync::Arc;
-
-    use inferplane_store::EventTap;
-    use tokio::sync::watch;
-
-    let db = TestDatabase::new().await;
-    for i in 0..3 {
-        append(&db.pool, &format!("a{i}")).await;
-    }
-    let (notify, notified) = watch::channel(0u64);
-    let tap = Arc::new(EventTap::new(notified));
-    let read = |mut conn: PgConnection| {
-        let tap = tap.clone();
-        tokio::spawn(async move {
-            tap.read_after_checked(&mut conn, Cursor::START, 1000)
-                .await
-                .map(|p| p.events)
-        })
-    };
+    let (db, notify, read) = three_events_and_a_tap().await;
     // Short enough that C's read is still trusted (under a second old) when E is answered.
     let settle = || tokio::time::sleep(Duration::from_millis(150));
     let hop = Hop::start(&db.url).await;
@@ -462,13 +449,7 @@ async fn a_read_answers_the_readers_that_asked_before_the_next_notification() {
         .await
         .unwrap()
         .expect("answered by C's read, without a query");
-    assert_eq!(
-        served
-            .iter()
-            .map(|e| e.aggregate_id.as_str())
-            .collect::<Vec<_>>(),
-        ["a0", "a1", "a2"]
-    );
+    assert_eq!(aggregate_ids(&served), ["a0", "a1", "a2"]);
     assert!(
         f.await.unwrap().is_err(),
         "a reader that asked after a notification C's read may not cover reads again"
