@@ -210,16 +210,14 @@ impl Dispatcher {
             let Some(mut work) = self.pending.remove(&subject) else {
                 continue;
             };
-            if work.woken_by_event {
-                // The subject's count of failed steps as of now: a step that failed while
-                // this work waited counts.
-                work.failures = self
-                    .failures
-                    .lock()
-                    .ok()
-                    .and_then(|f| f.get(&subject).copied())
-                    .unwrap_or(0);
-            }
+            // The subject's count of failed steps as of now (the one place it is kept): a
+            // step that failed while this work waited counts.
+            work.failures = self
+                .failures
+                .lock()
+                .ok()
+                .and_then(|f| f.get(&subject).copied())
+                .unwrap_or(0);
             self.running.insert(subject);
             let processor = self.processor.clone();
             let settings = self.settings.clone();
@@ -373,27 +371,28 @@ async fn run_step(
             ))
         }
     };
-    if let Err(e) = &result {
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    if let Some(error) = &error {
         tracing::warn!(
             processor = name,
             subject = %work.subject,
             failures = work.failures.saturating_add(1),
             retry_in_ms = again.as_ref().map_or(0, |(d, _)| d.as_millis() as u64),
-            error = format!("{e:#}"),
+            %error,
             "step failed"
         );
     }
-    let recorded = match &result {
-        Ok(Next::Done) => Some(StepResult::Done),
+    let recorded = match (&result, error) {
+        (Ok(Next::Done), _) => Some(StepResult::Done),
         // Looking again later after a success: the dispatcher's timer does it, and the row,
         // still due, is what a next leader repeats after a crash (level-triggered, harmless).
         // Writing the delay would cost a write per poll for nothing this leader needs.
-        Ok(Next::After(_)) if work.failures == 0 => None,
-        Ok(Next::After(after)) => Some(StepResult::Recovered { after: *after }),
-        Err(e) => Some(StepResult::Failed {
+        (Ok(Next::After(_)), _) if work.failures == 0 => None,
+        (Ok(Next::After(after)), _) => Some(StepResult::Recovered { after: *after }),
+        (Err(_), error) => Some(StepResult::Failed {
             failures: work.failures.saturating_add(1),
             after: again.as_ref().map(|(d, _)| *d).unwrap_or_default(),
-            error: format!("{e:#}").chars().take(2000).collect(),
+            error: error.unwrap_or_default().chars().take(2000).collect(),
         }),
     };
     let subject = work.subject.clone();

@@ -375,7 +375,7 @@ impl ProcessorRunner {
                     if !woke.is_empty() || sent_at.elapsed() >= CHECKPOINT_EVERY {
                         // The steps start now; their rows follow (see `persister`), queued
                         // before any result of those steps can be.
-                        let works = woke.works(name, &ledger);
+                        let works = woke.works(name);
                         let batch = Batch {
                             to: cursor,
                             seen: unsent,
@@ -472,9 +472,10 @@ async fn install(pool: &PgPool, p: &dyn Processor) -> anyhow::Result<()> {
 /// What the leader keeps in memory about its work list, so that a woken subject's step can
 /// start before its row is written.
 struct Ledger {
-    /// The generation the next woken subject gets: above every generation in the work list
-    /// when leading began, and increasing. Only the leader gives generations, and only the
-    /// leader's persister writes them, fenced by the checkpoint.
+    /// The generation the next wake-up gets: above every generation ever given (the
+    /// high-water mark kept with the checkpoint, and the work list) when leading began, and
+    /// increasing. Only the leader gives generations, and only its writer writes them, fenced
+    /// by the checkpoint.
     next_generation: i64,
     /// Failed steps in a row of the subjects whose last step failed (the rest have none).
     /// Loaded when leading begins, then kept by the dispatcher as steps finish.
@@ -525,6 +526,8 @@ impl Ledger {
 /// generation given to each.
 #[derive(Default)]
 struct Woken {
+    /// Where each subject is in the columns below.
+    index: std::collections::HashMap<String, usize>,
     subjects: Vec<String>,
     generations: Vec<i64>,
     positions: Vec<i64>,
@@ -540,7 +543,6 @@ impl Woken {
         ledger: &mut Ledger,
     ) -> Self {
         let mut w = Self::default();
-        let mut seen = std::collections::HashMap::<String, usize>::new();
         for e in events {
             let Some(subject) = p.wakes(e, memory) else {
                 continue;
@@ -555,42 +557,53 @@ impl Woken {
                 .get("correlation_id")
                 .and_then(|v| v.as_str())
                 .and_then(|s| Uuid::parse_str(s).ok());
-            match seen.get(&subject) {
-                Some(&i) => {
-                    w.positions[i] = e.position;
-                    w.recorded[i] = e.recorded_at;
-                    w.correlations[i] = correlation;
-                }
-                None => {
-                    seen.insert(subject.clone(), w.subjects.len());
-                    w.subjects.push(subject);
-                    w.generations.push(ledger.next_generation);
-                    ledger.next_generation += 1;
-                    w.positions.push(e.position);
-                    w.recorded.push(e.recorded_at);
-                    w.correlations.push(correlation);
-                }
-            }
+            let generation = ledger.next_generation;
+            ledger.next_generation += 1;
+            w.wake(subject, generation, e.position, e.recorded_at, correlation);
         }
         w
+    }
+
+    /// Records a wake-up of `subject`; a subject already here takes the later one.
+    fn wake(
+        &mut self,
+        subject: String,
+        generation: i64,
+        position: i64,
+        recorded: DateTime<Utc>,
+        correlation: Option<Uuid>,
+    ) {
+        match self.index.get(&subject) {
+            Some(&i) => {
+                self.generations[i] = generation;
+                self.positions[i] = position;
+                self.recorded[i] = recorded;
+                self.correlations[i] = correlation;
+            }
+            None => {
+                self.index.insert(subject.clone(), self.subjects.len());
+                self.subjects.push(subject);
+                self.generations.push(generation);
+                self.positions.push(position);
+                self.recorded.push(recorded);
+                self.correlations.push(correlation);
+            }
+        }
     }
 
     fn is_empty(&self) -> bool {
         self.subjects.is_empty()
     }
 
-    /// The work of each woken subject, as its row will read once written.
-    fn works(&self, processor: &'static str, ledger: &Ledger) -> Vec<Work> {
-        let failures = ledger.failures.lock().ok();
+    /// The work of each woken subject, as its row will read once written (the dispatcher sets
+    /// the failure count when the step starts).
+    fn works(&self, processor: &'static str) -> Vec<Work> {
         (0..self.subjects.len())
             .map(|i| Work {
                 processor,
                 subject: self.subjects[i].clone(),
                 generation: self.generations[i],
-                failures: failures
-                    .as_ref()
-                    .and_then(|f| f.get(&self.subjects[i]).copied())
-                    .unwrap_or(0),
+                failures: 0,
                 trigger_position: Some(self.positions[i]),
                 trigger_recorded_at: Some(self.recorded[i]),
                 correlation_id: self.correlations[i],
@@ -600,30 +613,18 @@ impl Woken {
             .collect()
     }
 
-    /// Adds a later batch's subjects; a subject in both keeps the later wake-up.
+    /// Adds a later batch's wake-ups.
     fn merge(&mut self, later: Woken) {
-        let index: std::collections::HashMap<String, usize> = self
-            .subjects
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.clone(), i))
-            .collect();
-        for (k, subject) in later.subjects.into_iter().enumerate() {
-            match index.get(&subject) {
-                Some(&i) => {
-                    self.generations[i] = later.generations[k];
-                    self.positions[i] = later.positions[k];
-                    self.recorded[i] = later.recorded[k];
-                    self.correlations[i] = later.correlations[k];
-                }
-                None => {
-                    self.subjects.push(subject);
-                    self.generations.push(later.generations[k]);
-                    self.positions.push(later.positions[k]);
-                    self.recorded.push(later.recorded[k]);
-                    self.correlations.push(later.correlations[k]);
-                }
-            }
+        let columns = later
+            .generations
+            .into_iter()
+            .zip(later.positions)
+            .zip(later.recorded)
+            .zip(later.correlations);
+        for (subject, (((generation, position), recorded), correlation)) in
+            later.subjects.into_iter().zip(columns)
+        {
+            self.wake(subject, generation, position, recorded, correlation);
         }
     }
 }
