@@ -22,6 +22,12 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, LogArgs, LogFormat};
 
+/// mimalloc rather than the system allocator: under load the control plane spends a large
+/// share of its CPU allocating and freeing (events, JSON, HTTP buffers), and glibc's malloc
+/// was measured to cost more than twice as much there (docs/decisions/0019).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A configuration mistake: reported on one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

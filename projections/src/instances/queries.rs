@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use inferplane_domain::instance::{Instance, InstanceState, InstanceStatus};
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Row};
 use uuid::Uuid;
 
@@ -18,9 +19,8 @@ const COST: &str = "div(hourly_price_micro_eur::numeric * greatest(0, floor(extr
     coalesce(terminated_at, now()) - requested_at))), 3600)::bigint";
 
 fn decode_tracked(r: &PgRow) -> Result<(Uuid, Tracked), sqlx::Error> {
-    let state: serde_json::Value = r.try_get("state")?;
-    let state: InstanceState =
-        serde_json::from_value(state).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    // Straight from the column's bytes: no `serde_json::Value` in between.
+    let Json(state): Json<InstanceState> = r.try_get("state")?;
     Ok((
         r.try_get("id")?,
         Tracked {
@@ -65,22 +65,40 @@ pub(super) async fn load_tracked(
     rows.iter().map(decode_tracked).collect()
 }
 
+/// One instance row as [`upsert`] writes it, borrowed from what the projection holds.
+struct Written<'a> {
+    id: Uuid,
+    state: &'a InstanceState,
+    t: &'a Tracked,
+    requested_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Writes each instance once (rows never requested are skipped).
+///
+/// The state is written as it is held: serialized once, straight into the statement, and
+/// never copied (the projection's largest cost under load was turning every state into a
+/// `serde_json::Value` and that into text).
 pub(super) async fn upsert(
     conn: &mut PgConnection,
     rows: &[(Uuid, Tracked)],
 ) -> anyhow::Result<()> {
-    let now = chrono::Utc::now();
-    let views: Vec<InstanceView> = rows
+    let rows: Vec<Written<'_>> = rows
         .iter()
-        .filter_map(|(id, t)| InstanceView::from_tracked(*id, t, now))
+        .filter_map(|(id, t)| {
+            let state = t.instance.state.as_ref()?;
+            let requested_at = t.requested_at.or(t.updated_at)?;
+            Some(Written {
+                id: *id,
+                state,
+                t,
+                requested_at,
+                updated_at: t.updated_at.unwrap_or(requested_at),
+            })
+        })
         .collect();
-    let states = views
-        .iter()
-        .map(|v| serde_json::to_value(&v.instance))
-        .collect::<Result<Vec<_>, _>>()?;
-    let s = |v: &InstanceView| v.instance.clone();
-    let st: Vec<InstanceState> = views.iter().map(s).collect();
+    let col =
+        |f: for<'r> fn(&Written<'r>) -> Option<&'r str>| rows.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "insert into instances (id, status, progress, model_id, model_repo, zone, instance_type,
              gpu_count, hourly_price_micro_eur, data_volume_gb, public_ip, server_id,
@@ -103,54 +121,44 @@ pub(super) async fn upsert(
              ready_at = excluded.ready_at, terminated_at = excluded.terminated_at,
              updated_at = excluded.updated_at",
     )
-    .bind(views.iter().map(|v| v.id).collect::<Vec<_>>())
-    .bind(st.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
-    .bind(st.iter().map(|s| i16::from(s.progress)).collect::<Vec<_>>())
-    .bind(st.iter().map(|s| s.model_id).collect::<Vec<_>>())
-    .bind(st.iter().map(|s| s.model_repo.as_str()).collect::<Vec<_>>())
-    .bind(st.iter().map(|s| s.zone.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(col(|r| Some(r.state.status.as_str())))
     .bind(
-        st.iter()
-            .map(|s| s.instance_type.as_str())
+        rows.iter()
+            .map(|r| i16::from(r.state.progress))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.state.model_id).collect::<Vec<_>>())
+    .bind(col(|r| Some(r.state.model_repo.as_str())))
+    .bind(col(|r| Some(r.state.zone.as_str())))
+    .bind(col(|r| Some(r.state.instance_type.as_str())))
+    .bind(
+        rows.iter()
+            .map(|r| clamp_i32(r.state.gpu_count))
             .collect::<Vec<_>>(),
     )
     .bind(
-        st.iter()
-            .map(|s| clamp_i32(s.gpu_count))
+        rows.iter()
+            .map(|r| r.state.hourly_price_micro_eur)
             .collect::<Vec<_>>(),
     )
     .bind(
-        st.iter()
-            .map(|s| s.hourly_price_micro_eur)
+        rows.iter()
+            .map(|r| clamp_i32(r.state.data_volume_gb))
             .collect::<Vec<_>>(),
     )
-    .bind(
-        st.iter()
-            .map(|s| clamp_i32(s.data_volume_gb))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        st.iter()
-            .map(|s| s.public_ip.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(st.iter().map(InstanceState::server_id).collect::<Vec<_>>())
-    .bind(
-        st.iter()
-            .map(|s| s.failure.as_ref().map(|f| f.code.as_str()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        st.iter()
-            .map(|s| s.failure.as_ref().map(|f| f.message.as_str()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(&states)
-    .bind(views.iter().map(|v| v.version).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.requested_at).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.ready_at).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.terminated_at).collect::<Vec<_>>())
-    .bind(views.iter().map(|v| v.updated_at).collect::<Vec<_>>())
+    .bind(col(|r| r.state.public_ip.as_deref()))
+    .bind(col(|r| r.state.server_id()))
+    .bind(col(|r| r.state.failure.as_ref().map(|f| f.code.as_str())))
+    .bind(col(|r| {
+        r.state.failure.as_ref().map(|f| f.message.as_str())
+    }))
+    .bind(rows.iter().map(|r| Json(r.state)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.t.version).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.requested_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.t.ready_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.t.terminated_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
