@@ -115,6 +115,10 @@ pub struct BenchArgs {
     /// Instances of the lifecycle benchmark [default: 200; 50 with --quick].
     #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_INSTANCES")]
     pub lifecycle_instances: Option<usize>,
+    /// Instances taken up and down before the lifecycle benchmark's measured round, by the
+    /// control plane and by the direct-calls baseline alike (0: measure a cold start).
+    #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_WARMUP", default_value_t = 20)]
+    pub lifecycle_warmup: usize,
     /// Duration of each simulated provider state step in the lifecycle benchmark, in ms.
     #[arg(long, env = "INFERPLANE_BENCH_LIFECYCLE_STEP_MS", default_value_t = 20)]
     pub lifecycle_step_ms: u64,
@@ -155,6 +159,7 @@ pub struct Config {
     pub fanout_clients: usize,
     pub fanout_events: usize,
     pub lifecycle_instances: usize,
+    pub lifecycle_warmup: usize,
     pub lifecycle_step_ms: u64,
     pub lifecycle_pool: u32,
     pub lifecycle_concurrency: usize,
@@ -191,6 +196,7 @@ impl Config {
                 .lifecycle_instances
                 .unwrap_or(if q { 50 } else { 200 })
                 .clamp(1, 250),
+            lifecycle_warmup: a.lifecycle_warmup.min(50),
             lifecycle_step_ms: a.lifecycle_step_ms.max(1),
             lifecycle_pool: a.lifecycle_pool.clamp(2, 90),
             lifecycle_concurrency: a.lifecycle_concurrency.max(1),
