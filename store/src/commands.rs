@@ -457,8 +457,9 @@ async fn load_with<A: Aggregate>(
         loaded.version = version;
         loaded.created_at.get_or_insert(recorded_at);
         loaded.updated_at = Some(recorded_at);
-        let payload: serde_json::Value = row.try_get("payload")?;
-        let event: A::Event = serde_json::from_value(payload)
+        // Straight from the column's bytes into the event: no `serde_json::Value` in between.
+        let sqlx::types::Json(event): sqlx::types::Json<A::Event> = row
+            .try_get("payload")
             .map_err(|e| anyhow::anyhow!("event {} #{version} does not decode: {e}", A::TYPE))?;
         loaded.aggregate.apply(event);
     }
