@@ -213,5 +213,6 @@ pub fn lifecycle(
         settings,
         installer,
         zones,
+        instances: Default::default(),
     })
 }

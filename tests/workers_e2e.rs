@@ -134,6 +134,7 @@ async fn a_dead_agent_makes_its_vm_unavailable_and_a_reinstall_brings_a_new_agen
         settings,
         installer: installer.clone(),
         zones: vec!["fr-par-2".into()],
+        instances: Default::default(),
     });
     for processor in lc.processors() {
         let runner = ProcessorRunner {

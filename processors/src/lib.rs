@@ -12,8 +12,8 @@ pub mod runtime;
 pub mod settings;
 
 pub use lifecycle::{
-    AgentLaunch, InstallContext, Installer, Lifecycle, LocalInstaller, ScriptFlavour, SshConfig,
-    SshInstaller,
+    AgentLaunch, InstallContext, Installer, InstanceCache, Lifecycle, LocalInstaller,
+    ScriptFlavour, SshConfig, SshInstaller,
 };
 pub use runtime::{
     Next, Processor, ProcessorRunner, ReactionObserver, RunnerSettings, WakeMemory, Work, backoff,

@@ -329,6 +329,7 @@ async fn control_plane(
         settings,
         installer: Arc::new(LocalInstaller::new(8000, engine_config())),
         zones: ZONES.iter().map(|z| z.to_string()).collect(),
+        instances: Default::default(),
     });
     let samples = Arc::new(Mutex::new(Vec::<(&'static str, i64)>::new()));
     let observer = {

@@ -124,6 +124,18 @@ impl EventStore {
         load_with::<A>(&mut *self.pool.acquire().await?, aggregate_id, upto).await
     }
 
+    /// `from` (the aggregate as loaded earlier) brought up to date: only the events after its
+    /// version are read. Events are never rewritten, so this is what [`load`](Self::load)
+    /// returns, for the cost of the events that are new.
+    #[tracing::instrument(skip_all, err, fields(aggregate_type = A::TYPE, aggregate_id))]
+    pub async fn load_on<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: Loaded<A>,
+    ) -> anyhow::Result<Loaded<A>> {
+        load_onto::<A>(&mut *self.pool.acquire().await?, aggregate_id, from, None).await
+    }
+
     /// Executes `command` on the aggregate `aggregate_id`: loads it, lets it decide, appends
     /// the resulting events in one transaction (with the idempotency key, if any).
     #[tracing::instrument(skip_all, err(level = "debug"), fields(aggregate_type = A::TYPE, aggregate_id))]
@@ -435,22 +447,33 @@ async fn load_with<A: Aggregate>(
     aggregate_id: &str,
     upto: Option<i64>,
 ) -> anyhow::Result<Loaded<A>> {
-    let rows = sqlx::query(
-        "select sequence, payload, recorded_at from events
-         where aggregate_type = $1 and aggregate_id = $2 and sequence <= $3
-         order by sequence",
-    )
-    .bind(A::TYPE)
-    .bind(aggregate_id)
-    .bind(upto.unwrap_or(i64::MAX))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut loaded = Loaded {
+    let empty = Loaded {
         aggregate: A::default(),
         version: 0,
         created_at: None,
         updated_at: None,
     };
+    load_onto(conn, aggregate_id, empty, upto).await
+}
+
+/// Applies to `loaded` the aggregate's events after its version, up to `upto` (inclusive).
+async fn load_onto<A: Aggregate>(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+    mut loaded: Loaded<A>,
+    upto: Option<i64>,
+) -> anyhow::Result<Loaded<A>> {
+    let rows = sqlx::query(
+        "select sequence, payload, recorded_at from events
+         where aggregate_type = $1 and aggregate_id = $2 and sequence > $3 and sequence <= $4
+         order by sequence",
+    )
+    .bind(A::TYPE)
+    .bind(aggregate_id)
+    .bind(loaded.version)
+    .bind(upto.unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
     for row in rows {
         let version: i64 = row.try_get("sequence")?;
         let recorded_at: DateTime<Utc> = row.try_get("recorded_at")?;

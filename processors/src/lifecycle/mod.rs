@@ -51,6 +51,53 @@ pub struct Lifecycle {
     pub installer: Arc<dyn Installer>,
     /// Zones the reconciler sweeps.
     pub zones: Vec<String>,
+    /// Each instance as last loaded or changed here (start with `InstanceCache::default()`).
+    pub instances: InstanceCache,
+}
+
+/// The instances as the lifecycle processors last loaded or changed them, so that a step
+/// reads only the events that are new since (a polling step, most of them, reads none)
+/// instead of the instance's whole history every time. It only ever holds committed states,
+/// and reading on from one is what a full load returns: it saves work, never changes an
+/// answer. Ended instances leave it; past [`InstanceCache::MAX`] entries it starts afresh.
+#[derive(Default)]
+pub struct InstanceCache(std::sync::Mutex<std::collections::HashMap<InstanceId, Loaded<Instance>>>);
+
+impl InstanceCache {
+    /// Entries kept at most (about a few kilobytes each).
+    pub const MAX: usize = 10_000;
+
+    fn get(&self, id: InstanceId) -> Option<Loaded<Instance>> {
+        self.0.lock().ok()?.get(&id).cloned()
+    }
+
+    /// Keeps `loaded` unless a later version of the instance is already kept.
+    fn keep(&self, id: InstanceId, loaded: &Loaded<Instance>) {
+        let Ok(mut map) = self.0.lock() else {
+            return;
+        };
+        let ended = loaded.aggregate.state.as_ref().is_none_or(|s| {
+            matches!(
+                s.status,
+                inferplane_domain::instance::InstanceStatus::Terminated
+                    | inferplane_domain::instance::InstanceStatus::Archived
+            )
+        });
+        if ended {
+            map.remove(&id);
+            return;
+        }
+        if map
+            .get(&id)
+            .is_some_and(|kept| kept.version >= loaded.version)
+        {
+            return;
+        }
+        if map.len() >= Self::MAX && !map.contains_key(&id) {
+            map.clear();
+        }
+        map.insert(id, loaded.clone());
+    }
 }
 
 /// The outcome of recording a fact on an instance.
@@ -75,8 +122,19 @@ impl Lifecycle {
 
     /// The instance as its events say now; `None` if it was never requested.
     pub async fn load(&self, id: InstanceId) -> anyhow::Result<Option<InstanceState>> {
-        let loaded = self.store.load::<Instance>(&id.to_string(), None).await?;
-        Ok(loaded.aggregate.state)
+        Ok(self.load_loaded(id).await?.aggregate.state)
+    }
+
+    /// The instance and its version as its events say now: read on from the cached copy,
+    /// when there is one.
+    async fn load_loaded(&self, id: InstanceId) -> anyhow::Result<Loaded<Instance>> {
+        let key = id.to_string();
+        let loaded = match self.instances.get(id) {
+            Some(cached) => self.store.load_on::<Instance>(&key, cached).await?,
+            None => self.store.load::<Instance>(&key, None).await?,
+        };
+        self.instances.keep(id, &loaded);
+        Ok(loaded)
     }
 
     /// How long ago the latest of `event_types` was recorded for the instance: the time spent
@@ -123,17 +181,16 @@ impl Lifecycle {
         match result {
             Ok(outcome) => Ok(match outcome.aggregate.state {
                 Some(s) => {
-                    keep_step_state(
-                        id,
-                        Loaded {
-                            aggregate: Instance {
-                                state: Some(s.clone()),
-                            },
-                            version: outcome.version,
-                            created_at: outcome.created_at,
-                            updated_at: outcome.updated_at,
+                    let loaded = Loaded {
+                        aggregate: Instance {
+                            state: Some(s.clone()),
                         },
-                    );
+                        version: outcome.version,
+                        created_at: outcome.created_at,
+                        updated_at: outcome.updated_at,
+                    };
+                    self.instances.keep(id, &loaded);
+                    keep_step_state(id, loaded);
                     Recorded::Accepted(Box::new(s))
                 }
                 None => Recorded::Refused(InstanceError::NotFound),
@@ -220,12 +277,7 @@ async fn rounds(p: &dyn InstanceSteps, work: &Work) -> anyhow::Result<Next> {
     for _ in 0..MAX_ROUNDS {
         let loaded = match take_step_state(id) {
             Some(loaded) => loaded,
-            None => {
-                p.lifecycle()
-                    .store
-                    .load::<Instance>(&id.to_string(), None)
-                    .await?
-            }
+            None => p.lifecycle().load_loaded(id).await?,
         };
         let Some(inst) = loaded.aggregate.state.clone() else {
             return Ok(Next::Done);

@@ -132,6 +132,7 @@ impl Harness {
             settings,
             installer: installer.unwrap_or_else(|| local.clone()),
             zones: vec!["fr-par-1".into(), "fr-par-2".into(), "nl-ams-1".into()],
+            instances: Default::default(),
         });
         Self {
             db,
