@@ -7,6 +7,10 @@
 //! unavailable, and an unavailable one whose server runs and whose engine answers again is
 //! marked ready.
 //!
+//! An instance the bootstrap has just made ready (the step woken by its `InstanceReady`) is
+//! first looked at one interval later: the bootstrap's readiness checks have just found its
+//! engine answering.
+//!
 //! Worker heartbeats count too: a ready instance whose worker's last heartbeat is older than
 //! the stale window (or that has been ready that long without any heartbeat of its current
 //! install attempt) is recorded unhealthy and unavailable, with the age in the reason; when
@@ -89,6 +93,17 @@ impl Processor for Watchdog {
                 .min(self.lc.settings.worker_stale_after / 2)
                 .max(std::time::Duration::from_millis(10)),
         );
+        if work.woken_by_event
+            && work.trigger_event_type.as_deref() == Some("InstanceReady")
+            && inst.status == InstanceStatus::Ready
+        {
+            // Just made ready by the bootstrap, which has this moment found the engine
+            // answering on the server (its health check): the first look is one interval on.
+            // Looking again now would double, for every instance of a burst at once, the
+            // provider and engine calls its readiness checks just made. An event after this
+            // one that concerns the watchdog wakes it with its own type.
+            return Ok(again);
+        }
         let s = match self
             .lc
             .cloud

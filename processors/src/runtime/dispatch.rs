@@ -356,6 +356,7 @@ async fn run_step(
             Work {
                 failures: 0,
                 woken_by_event: false,
+                trigger_event_type: None,
                 ..work.clone()
             },
         )),
@@ -366,6 +367,7 @@ async fn run_step(
                 Work {
                     failures,
                     woken_by_event: false,
+                    trigger_event_type: None,
                     ..work.clone()
                 },
             ))

@@ -51,6 +51,9 @@ pub struct Work {
     /// The event that last woke the subject, if an event did.
     pub trigger_position: Option<i64>,
     pub trigger_recorded_at: Option<DateTime<Utc>>,
+    /// The type of that event, when the feed handed the subject over because of it (`None`
+    /// for a timer, a retry, or a row read back from the work list).
+    pub trigger_event_type: Option<String>,
     pub correlation_id: Option<Uuid>,
     /// When this process learned the subject was due (the feed or a sweep read its row).
     pub woken_at: std::time::Instant,
@@ -71,6 +74,7 @@ impl Work {
             failures: r.try_get("failures")?,
             trigger_position: r.try_get("trigger_position")?,
             trigger_recorded_at: r.try_get("trigger_recorded_at")?,
+            trigger_event_type: None,
             correlation_id: r.try_get("correlation_id")?,
             woken_at: std::time::Instant::now(),
             woken_by_event: false,
@@ -532,6 +536,7 @@ struct Woken {
     generations: Vec<i64>,
     positions: Vec<i64>,
     recorded: Vec<DateTime<Utc>>,
+    event_types: Vec<String>,
     correlations: Vec<Option<Uuid>>,
 }
 
@@ -559,25 +564,32 @@ impl Woken {
                 .and_then(|s| Uuid::parse_str(s).ok());
             let generation = ledger.next_generation;
             ledger.next_generation += 1;
-            w.wake(subject, generation, e.position, e.recorded_at, correlation);
+            w.wake(
+                subject,
+                generation,
+                (e.position, e.recorded_at, e.event_type.clone()),
+                correlation,
+            );
         }
         w
     }
 
     /// Records a wake-up of `subject`; a subject already here takes the later one.
+    /// `event`: the waking event's position, `recorded_at` and type.
     fn wake(
         &mut self,
         subject: String,
         generation: i64,
-        position: i64,
-        recorded: DateTime<Utc>,
+        event: (i64, DateTime<Utc>, String),
         correlation: Option<Uuid>,
     ) {
+        let (position, recorded, event_type) = event;
         match self.index.get(&subject) {
             Some(&i) => {
                 self.generations[i] = generation;
                 self.positions[i] = position;
                 self.recorded[i] = recorded;
+                self.event_types[i] = event_type;
                 self.correlations[i] = correlation;
             }
             None => {
@@ -586,6 +598,7 @@ impl Woken {
                 self.generations.push(generation);
                 self.positions.push(position);
                 self.recorded.push(recorded);
+                self.event_types.push(event_type);
                 self.correlations.push(correlation);
             }
         }
@@ -606,6 +619,7 @@ impl Woken {
                 failures: 0,
                 trigger_position: Some(self.positions[i]),
                 trigger_recorded_at: Some(self.recorded[i]),
+                trigger_event_type: Some(self.event_types[i].clone()),
                 correlation_id: self.correlations[i],
                 woken_at: std::time::Instant::now(),
                 woken_by_event: true,
@@ -620,11 +634,17 @@ impl Woken {
             .into_iter()
             .zip(later.positions)
             .zip(later.recorded)
+            .zip(later.event_types)
             .zip(later.correlations);
-        for (subject, (((generation, position), recorded), correlation)) in
+        for (subject, ((((generation, position), recorded), event_type), correlation)) in
             later.subjects.into_iter().zip(columns)
         {
-            self.wake(subject, generation, position, recorded, correlation);
+            self.wake(
+                subject,
+                generation,
+                (position, recorded, event_type),
+                correlation,
+            );
         }
     }
 }
