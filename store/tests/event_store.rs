@@ -51,15 +51,22 @@ fn model_id(repo: &str) -> String {
     ModelId::for_repo(repo).to_string()
 }
 
-#[tokio::test]
-async fn the_database_refuses_to_update_delete_or_truncate_events() {
+/// A fresh database whose store holds one registered model: the database, the store, and the
+/// model's id.
+async fn one_model(repo: &str) -> (TestDatabase, EventStore, String) {
     let db = TestDatabase::new().await;
     let store = EventStore::new(db.pool.clone());
-    let id = model_id("org/model");
+    let id = model_id(repo);
     store
-        .execute::<Model>(&id, register("org/model"), &(), &ctx())
+        .execute::<Model>(&id, register(repo), &(), &ctx())
         .await
         .unwrap();
+    (db, store, id)
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_update_delete_or_truncate_events() {
+    let (db, store, id) = one_model("org/model").await;
     for statement in [
         "update events set payload = '{}'",
         "delete from events",
@@ -96,13 +103,7 @@ async fn every_event_carries_its_metadata() {
 
 #[tokio::test]
 async fn a_stale_expected_version_is_a_conflict_and_appends_nothing() {
-    let db = TestDatabase::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let id = model_id("org/model");
-    store
-        .execute::<Model>(&id, register("org/model"), &(), &ctx())
-        .await
-        .unwrap();
+    let (db, store, id) = one_model("org/model").await;
     let stale = CommandContext {
         expected_version: Some(0),
         ..ctx()
@@ -202,13 +203,7 @@ async fn a_command_decided_on_a_stale_state_is_decided_again_on_the_current_one(
 /// event could have made it keeps its mark, which a full load would lose).
 #[tokio::test]
 async fn reading_on_from_an_earlier_load_gives_what_a_full_load_gives() {
-    let db = TestDatabase::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let id = model_id("org/read-on");
-    store
-        .execute::<Model>(&id, register("org/read-on"), &(), &ctx())
-        .await
-        .unwrap();
+    let (db, store, id) = one_model("org/read-on").await;
     let earlier = store.load::<Model>(&id, None).await.unwrap();
 
     // Nothing new: the copy as it was.
@@ -406,13 +401,7 @@ async fn the_notifier_wakes_readers_on_append() {
 
 #[tokio::test]
 async fn postgres_es_reads_our_events() {
-    let db = TestDatabase::new().await;
-    let store = EventStore::new(db.pool.clone());
-    let id = model_id("org/model");
-    store
-        .execute::<Model>(&id, register("org/model"), &(), &ctx())
-        .await
-        .unwrap();
+    let (db, store, id) = one_model("org/model").await;
     store
         .execute::<Model>(&id, ModelCommand::Deactivate, &(), &ctx())
         .await
