@@ -66,7 +66,7 @@ async fn one_model(repo: &str) -> (TestDatabase, EventStore, String) {
 
 #[tokio::test]
 async fn the_database_refuses_to_update_delete_or_truncate_events() {
-    let (db, store, id) = one_model("org/model").await;
+    let (db, ..) = one_model("org/model").await;
     for statement in [
         "update events set payload = '{}'",
         "delete from events",
@@ -203,7 +203,7 @@ async fn a_command_decided_on_a_stale_state_is_decided_again_on_the_current_one(
 /// event could have made it keeps its mark, which a full load would lose).
 #[tokio::test]
 async fn reading_on_from_an_earlier_load_gives_what_a_full_load_gives() {
-    let (db, store, id) = one_model("org/read-on").await;
+    let (_db, store, id) = one_model("org/read-on").await;
     let earlier = store.load::<Model>(&id, None).await.unwrap();
 
     // Nothing new: the copy as it was.
