@@ -562,3 +562,50 @@ async fn reinstall_runs_the_bootstrap_again_on_the_same_server() {
     h.wait_empty(10).await;
     p.stop().await;
 }
+
+/// The watchdog's first look at an instance the bootstrap has just made ready is one interval
+/// on (the bootstrap's checks have just found its engine answering), and then it looks on
+/// every interval. Only the watchdog gets a server once provisioning is done, so the
+/// provider's count of those calls says when it looked.
+#[tokio::test]
+async fn the_watchdog_first_looks_at_a_just_ready_instance_one_interval_on() {
+    let mut settings = common::settings();
+    settings.watchdog_interval = Duration::from_millis(1500);
+    let h = Harness::with_settings(SimConfig::default(), settings).await;
+    let _process = h.process().await;
+    let id = h.request("fr-par-2", &[]).await;
+    // The count while the bootstrap runs (provisioning is done), up to the last look before
+    // the instance is seen ready.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut before_ready = None;
+    loop {
+        let calls = h.snapshot().calls(op::GET_SERVER);
+        let status = h.state(id).await.status;
+        if status == InstanceStatus::Ready {
+            break;
+        }
+        if matches!(
+            status,
+            InstanceStatus::Installing | InstanceStatus::Starting
+        ) {
+            before_ready = Some(calls);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not ready in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before_ready = before_ready.expect("seen installing or starting");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        h.snapshot().calls(op::GET_SERVER),
+        before_ready,
+        "no look at the server the moment it became ready"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while h.snapshot().calls(op::GET_SERVER) == before_ready {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watchdog looks one interval on"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -97,6 +97,13 @@ pub struct Tracked {
 }
 
 impl Tracked {
+    /// The state with when it was requested and last updated; `None` while never requested.
+    pub fn requested(&self) -> Option<(&InstanceState, DateTime<Utc>, DateTime<Utc>)> {
+        let state = self.instance.state.as_ref()?;
+        let requested_at = self.requested_at.or(self.updated_at)?;
+        Some((state, requested_at, self.updated_at.unwrap_or(requested_at)))
+    }
+
     /// Applies one event, recorded at `recorded_at` with sequence `sequence`.
     pub fn apply(&mut self, event: InstanceEvent, sequence: i64, recorded_at: DateTime<Utc>) {
         self.instance.apply(event);
@@ -168,9 +175,7 @@ impl InstanceView {
     /// The view of a folded instance, its cost counted up to `now` (or the end of billing);
     /// `None` while it was never requested.
     pub fn from_tracked(id: Uuid, t: &Tracked, now: DateTime<Utc>) -> Option<Self> {
-        let state = t.instance.state.as_ref()?;
-        let requested_at = t.requested_at.or(t.updated_at)?;
-        let updated_at = t.updated_at.unwrap_or(requested_at);
+        let (state, requested_at, updated_at) = t.requested()?;
         let cost = cost_micro_eur(
             state.hourly_price_micro_eur,
             requested_at,

@@ -211,17 +211,17 @@ async fn reading_on_from_an_earlier_load_gives_what_a_full_load_gives() {
     assert_eq!(same.version, 1);
     assert_eq!(same.aggregate.state, earlier.aggregate.state);
 
-    // Two events by another writer since.
-    for command in [ModelCommand::Deactivate, ModelCommand::Activate] {
+    // Three events by another writer since.
+    for command in [
+        ModelCommand::Deactivate,
+        ModelCommand::Activate,
+        ModelCommand::Deactivate,
+    ] {
         store
             .execute::<Model>(&id, command, &(), &ctx())
             .await
             .unwrap();
     }
-    store
-        .execute::<Model>(&id, ModelCommand::Deactivate, &(), &ctx())
-        .await
-        .unwrap();
     let full = store.load::<Model>(&id, None).await.unwrap();
     let on = store.load_on::<Model>(&id, earlier.clone()).await.unwrap();
     assert_eq!(on.version, 4);

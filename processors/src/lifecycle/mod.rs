@@ -76,13 +76,11 @@ impl InstanceCache {
         let Ok(mut map) = self.0.lock() else {
             return;
         };
-        let ended = loaded.aggregate.state.as_ref().is_none_or(|s| {
-            matches!(
-                s.status,
-                inferplane_domain::instance::InstanceStatus::Terminated
-                    | inferplane_domain::instance::InstanceStatus::Archived
-            )
-        });
+        let ended = loaded
+            .aggregate
+            .state
+            .as_ref()
+            .is_none_or(|s| s.status.is_terminal());
         if ended {
             map.remove(&id);
             return;

@@ -86,14 +86,13 @@ pub(super) async fn upsert(
     let rows: Vec<Written<'_>> = rows
         .iter()
         .filter_map(|(id, t)| {
-            let state = t.instance.state.as_ref()?;
-            let requested_at = t.requested_at.or(t.updated_at)?;
+            let (state, requested_at, updated_at) = t.requested()?;
             Some(Written {
                 id: *id,
                 state,
                 t,
                 requested_at,
-                updated_at: t.updated_at.unwrap_or(requested_at),
+                updated_at,
             })
         })
         .collect();
