@@ -12,9 +12,11 @@ sim *ARGS:
 replay ID *ARGS:
     cargo run -- replay instance {{ID}} {{ARGS}}
 
-# Every test, on a private PostgreSQL unless DATABASE_URL is set.
+# Every Rust test, on a private PostgreSQL unless DATABASE_URL is set (each test in its own
+# process with a time limit: .config/nextest.toml).
 test:
-    cargo test --workspace
+    cargo nextest run --workspace
+    cargo test --workspace --doc
 
 # What CI runs: formatting, lints, tests.
 ci:

@@ -253,6 +253,10 @@ pub struct HttpArgs {
     /// Event batches buffered for live-stream clients before a slow one is cut off.
     #[arg(long, env = "INFERPLANE_SSE_BUFFER_BATCHES", default_value_t = 4096)]
     pub sse_buffer_batches: usize,
+    /// Seconds a connection may leave a write pending (its peer taking no bytes) before it is
+    /// closed: a live-stream client that stopped reading, or a slow reader of any response.
+    #[arg(long, env = "INFERPLANE_WRITE_TIMEOUT_SECS", default_value_t = 60)]
+    pub write_timeout_secs: u64,
     /// Fallback poll of the event store when no notification arrives, in milliseconds.
     #[arg(long, env = "INFERPLANE_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,

@@ -13,6 +13,7 @@ pub mod server;
 pub mod stream_conn;
 pub mod telemetry;
 pub mod ui;
+pub mod write_deadline;
 
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub struct Settings {
     pub sse_replay_page: i64,
     /// Batches the hub keeps for slow clients before cutting them off.
     pub sse_buffer_batches: usize,
+    /// A connection whose peer takes no bytes of a pending write for this long is closed.
+    pub write_timeout: Duration,
     /// Fallback poll when no notification arrives.
     pub poll_interval: Duration,
     /// Events per projection transaction.
@@ -83,6 +86,7 @@ impl Default for Settings {
             sse_keep_alive: Duration::from_secs(15),
             sse_replay_page: 500,
             sse_buffer_batches: 4096,
+            write_timeout: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
             projection_batch: 1000,
             run_projections: true,

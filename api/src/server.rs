@@ -305,6 +305,7 @@ async fn serve_http(
         ));
         let mut stop = stop.clone();
         let state = state.clone();
+        let write_timeout = state.settings.write_timeout;
         connections.spawn(async move {
             // Live-stream connections skip hyper: see `stream_conn`. They end on shutdown
             // through the stream's own `reconnect` frame.
@@ -312,6 +313,8 @@ async fn serve_http(
                 o = crate::stream_conn::opening(&tcp) => o,
                 _ = inferplane_projections::stopped(&mut stop) => return,
             };
+            // A peer that takes no bytes for `write_timeout` loses its connection.
+            let tcp = crate::write_deadline::WriteDeadline::new(tcp, write_timeout);
             match opening {
                 crate::stream_conn::Opening::Stream => {
                     crate::stream_conn::serve(tcp, state).await;

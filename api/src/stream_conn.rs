@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::AppState;
@@ -73,7 +73,7 @@ struct Head {
 }
 
 /// Reads and parses the request head; None when the client went away or sent garbage.
-async fn read_head(tcp: &mut TcpStream) -> Option<Head> {
+async fn read_head<S: AsyncRead + Unpin>(tcp: &mut S) -> Option<Head> {
     let mut buf = Vec::with_capacity(1024);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -117,7 +117,7 @@ async fn read_head(tcp: &mut TcpStream) -> Option<Head> {
 }
 
 /// Serves one connection whose first request is `GET /api/events/stream`.
-pub async fn serve(mut tcp: TcpStream, state: AppState) {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut tcp: S, state: AppState) {
     let started = Instant::now();
     let Some(head) = read_head(&mut tcp).await else {
         return;
@@ -130,7 +130,7 @@ pub async fn serve(mut tcp: TcpStream, state: AppState) {
         .record(started.elapsed().as_secs_f64());
 }
 
-async fn stream(tcp: &mut TcpStream, state: &AppState, head: Head) -> StatusCode {
+async fn stream<S: AsyncWrite + Unpin>(tcp: &mut S, state: &AppState, head: Head) -> StatusCode {
     let authorized = head
         .authorization
         .as_deref()
@@ -189,8 +189,12 @@ async fn stream(tcp: &mut TcpStream, state: &AppState, head: Head) -> StatusCode
         } else {
             tcp.write_all(text.as_bytes()).await
         };
-        // The client went away: the stream (and its hub subscription) is dropped with us.
-        if sent.is_err() {
+        // The client went away, or took nothing for the write timeout: the stream (and its
+        // hub subscription) is dropped with us.
+        if let Err(e) = sent {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                tracing::info!(error = %e, "stream client stopped reading: connection closed");
+            }
             return StatusCode::OK;
         }
     }
@@ -202,7 +206,11 @@ async fn stream(tcp: &mut TcpStream, state: &AppState, head: Head) -> StatusCode
 }
 
 /// Answers with the problem JSON an axum route would have sent, then closes.
-async fn refuse(tcp: &mut TcpStream, error: ApiError, request_id: &str) -> StatusCode {
+async fn refuse<S: AsyncWrite + Unpin>(
+    tcp: &mut S,
+    error: ApiError,
+    request_id: &str,
+) -> StatusCode {
     let mut response = error.into_response();
     let status = response.status();
     if let Ok(v) = HeaderValue::from_str(request_id) {

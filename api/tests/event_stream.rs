@@ -115,20 +115,41 @@ async fn a_stream_started_after_a_position_gets_only_later_events_and_filters_ap
     assert!(live_ids.contains(&frames[1].id));
 }
 
-/// A stream client that does not read: an HTTP/1.0 request (so the body is the raw event
-/// stream, not chunked) on a socket with a tiny receive buffer.
-async fn stalled_client(app: &TestApp) -> tokio::net::TcpStream {
-    use tokio::io::AsyncWriteExt;
+/// A stream client that stops reading once it has the response head: an HTTP/1.0 request
+/// (so the body is the raw event stream, not chunked) from the first event on, on a socket
+/// with a tiny receive buffer. Returns the socket and the body bytes read with the head.
+async fn stalled_client(app: &TestApp) -> (tokio::net::TcpStream, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let addr = app.base.trim_start_matches("http://").parse().unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
     let request = format!(
-        "GET /api/events/stream HTTP/1.0\r\nHost: test\r\nAuthorization: Bearer {}\r\n\r\n",
+        "GET /api/events/stream?after=0 HTTP/1.0\r\nHost: test\r\nAuthorization: Bearer {}\r\n\r\n",
         common::TOKEN
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    stream
+    // The head is written once the stream is subscribed: from then on nothing is missed.
+    let mut raw = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let body_at = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 512];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .expect("no response head for the stalled stream within 20 s")
+            .unwrap();
+        assert!(n > 0, "the server closed the stream before its head");
+        raw.extend_from_slice(&chunk[..n]);
+    };
+    assert!(
+        raw.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    (stream, raw.split_off(body_at))
 }
 
 async fn append_blob(store: &inferplane_store::EventStore, id: String, size: usize) {
@@ -142,58 +163,133 @@ async fn append_blob(store: &inferplane_store::EventStore, id: String, size: usi
     store.append("bulk", &id, 0, &[event], &meta).await.unwrap();
 }
 
+/// Appends events and waits for each on a client that keeps up, so that every event is a
+/// batch of its own at the hub, whatever the machine's speed.
+struct Filler {
+    store: inferplane_store::EventStore,
+    observer: SseClient,
+    appended: usize,
+}
+
+impl Filler {
+    async fn new(app: &TestApp) -> Self {
+        Self {
+            store: inferplane_store::EventStore::new(app.db.pool.clone()),
+            observer: SseClient::connect(app, "", None).await,
+            appended: 0,
+        }
+    }
+
+    /// Appends `n` events of about `size` bytes each.
+    async fn append(&mut self, n: usize, size: usize) {
+        for _ in 0..n {
+            let id = format!("blob{}", self.appended);
+            self.appended += 1;
+            append_blob(&self.store, id.clone(), size).await;
+            let f = self
+                .observer
+                .next()
+                .await
+                .expect("the observer's stream goes on");
+            let data: Value = serde_json::from_str(&f.data).unwrap();
+            assert_eq!(data["aggregate_id"], id.as_str());
+        }
+    }
+
+    /// Appends more than the server's send buffer and a stalled client's receive buffer hold,
+    /// so that a stream to a client that does not read blocks in a write.
+    async fn block_the_writer(&mut self) {
+        let big = 200_000;
+        self.append(send_buffer_max() / big * 3 / 2 + 5, big).await;
+    }
+}
+
+/// Reads what the server still sends until it closes the connection.
+async fn read_to_the_end(stalled: &mut tokio::net::TcpStream, raw: &mut Vec<u8>) -> String {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(Duration::from_secs(30), stalled.read_to_end(raw))
+        .await
+        .expect("the server closes the stalled stream")
+        .unwrap();
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+fn ids_of(body: &str) -> Vec<i64> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+/// The most a loopback socket can hold in its send buffer here, in bytes.
+fn send_buffer_max() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_consumer_is_cut_off_with_a_reconnect_event_and_can_resume() {
-    use tokio::io::AsyncReadExt;
     let app = TestApp::spawn_with(inferplane_api::Settings {
         sse_buffer_batches: 4,
         ..Default::default()
     })
     .await;
-    let mut stalled = stalled_client(&app).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let store = inferplane_store::EventStore::new(app.db.pool.clone());
-    // Fill the socket buffers (server send buffer up to 4 MB here), then publish more
-    // batches than the hub's ring holds while the client still reads nothing.
-    for i in 0..30 {
-        append_blob(&store, format!("big{i}"), 200_000).await;
-    }
-    for i in 0..100 {
-        append_blob(&store, format!("small{i}"), 10).await;
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
-    let total = 130;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stalled.read_to_end(&mut raw))
-        .await
-        .expect("the server ends the stream")
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let body = &text[text.find("\r\n\r\n").expect("response headers") + 4..];
-    let ids: Vec<i64> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("id: "))
-        .map(|v| v.parse().unwrap())
-        .collect();
+    let (mut stalled, mut raw) = stalled_client(&app).await;
+    let mut filler = Filler::new(&app).await;
+    filler.block_the_writer().await;
+    // Then more batches than the client's ring holds.
+    filler.append(20, 10).await;
+    let body = read_to_the_end(&mut stalled, &mut raw).await;
+    let ids = ids_of(&body);
     let reconnect = body
         .split("\n\n")
         .find(|f| f.contains("event: reconnect"))
         .expect("a reconnect event ends the stream");
-    assert!(ids.len() < total, "the client was not cut off");
+    let table = table_positions(&app).await;
+    assert!(ids.len() < table.len(), "the client was not cut off");
+    assert_eq!(ids, table[..ids.len()], "the stalled client got a gap");
     let data = reconnect
         .lines()
         .find_map(|l| l.strip_prefix("data: "))
         .unwrap();
     let hint: Value = serde_json::from_str(data).unwrap();
     let last = hint["last_event_id"].as_i64().unwrap();
-    if let Some(p) = ids.last() {
-        assert_eq!(last, *p, "the hint is the last event delivered");
-    }
+    assert_eq!(
+        Some(&last),
+        ids.last(),
+        "the hint is the last event delivered"
+    );
 
     let mut resumed = SseClient::connect(&app, "", Some(last)).await;
     let mut all = ids;
-    all.extend(positions(&resumed.take(total - all.len()).await));
-    assert_eq!(all, table_positions(&app).await);
+    all.extend(positions(&resumed.take(table.len() - all.len()).await));
+    assert_eq!(all, table);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout() {
+    let app = TestApp::spawn_with(inferplane_api::Settings {
+        write_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let (mut stalled, mut raw) = stalled_client(&app).await;
+    let mut filler = Filler::new(&app).await;
+    filler.block_the_writer().await;
+    // Nothing more is appended, so the ring never overflows: only the write timeout can end
+    // this stream. Without it, reading would let the stream go on, and never end.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let body = read_to_the_end(&mut stalled, &mut raw).await;
+    assert!(
+        !body.contains("event: reconnect"),
+        "a reconnect frame cannot be written to a client that reads nothing"
+    );
+    let ids = ids_of(&body);
+    let table = table_positions(&app).await;
+    assert!(ids.len() < table.len(), "the client was not disconnected");
+    assert_eq!(ids, table[..ids.len()], "the stalled client got a gap");
 }
 
 #[tokio::test]

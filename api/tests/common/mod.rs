@@ -210,7 +210,12 @@ impl SseClient {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let r = req.send().await.unwrap();
+        // A stream's response head comes once it is subscribed: bounded, so that a server
+        // that never answers fails the test instead of hanging it.
+        let r = tokio::time::timeout(Duration::from_secs(20), req.send())
+            .await
+            .expect("no response head for the stream within 20 s")
+            .unwrap();
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         assert_eq!(
             r.headers()["content-type"].to_str().unwrap(),
@@ -222,8 +227,10 @@ impl SseClient {
         }
     }
 
-    /// The next frame that is not a keep-alive comment, or None if the stream ended.
+    /// The next frame that is not a keep-alive comment, or None if the stream ended. Panics
+    /// when none comes within 20 s: keep-alive comments do not extend that time.
     pub async fn next(&mut self) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let raw: String = self.buffer.drain(..end + 2).collect();
@@ -250,7 +257,7 @@ impl SseClient {
                 }
                 continue;
             }
-            match tokio::time::timeout(Duration::from_secs(20), self.stream.next()).await {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Ok(Some(Ok(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
                 Ok(_) => return None,
                 Err(_) => panic!("no SSE frame within 20 s"),
