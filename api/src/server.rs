@@ -331,9 +331,13 @@ async fn serve_http(
                 .serve_connection(TokioIo::new(tcp), service);
             tokio::pin!(conn);
             tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r { tracing::debug!(error = %e, "connection ended with an error") }
-                }
+                r = conn.as_mut() => match r {
+                    Err(e) if write_timed_out(&e) => {
+                        tracing::info!(error = %e, "client stopped reading: connection closed");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+                    Ok(()) => {}
+                },
                 _ = inferplane_projections::stopped(&mut stop) => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
@@ -346,6 +350,19 @@ async fn serve_http(
     drop(listener);
     while connections.join_next().await.is_some() {}
     HTTP_PART
+}
+
+/// True when hyper gave up on a connection because a write made no progress for the write
+/// timeout (see [`crate::write_deadline`]).
+fn write_timed_out(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Histograms keep their raw samples until drained: drain them every 5 s even when nothing

@@ -115,41 +115,83 @@ async fn a_stream_started_after_a_position_gets_only_later_events_and_filters_ap
     assert!(live_ids.contains(&frames[1].id));
 }
 
-/// A stream client that stops reading once it has the response head: an HTTP/1.0 request
-/// (so the body is the raw event stream, not chunked) from the first event on, on a socket
-/// with a tiny receive buffer. Returns the socket and the body bytes read with the head.
-async fn stalled_client(app: &TestApp) -> (tokio::net::TcpStream, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A stream client that stops reading once it has the response head: a request from the first
+/// event on, on a socket with a tiny receive buffer. Returns the socket and the body bytes read
+/// with the head.
+///
+/// On its own connection the request is HTTP/1.0, so the body is the raw event stream (the
+/// dedicated stream handler serves it). `through_router`: the connection first makes another
+/// request and keeps alive, so the router serves the stream, chunked.
+async fn stalled_client(app: &TestApp, through_router: bool) -> (tokio::net::TcpStream, Vec<u8>) {
+    use tokio::io::AsyncWriteExt;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let addr = app.base.trim_start_matches("http://").parse().unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
-    let request = format!(
-        "GET /api/events/stream?after=0 HTTP/1.0\r\nHost: test\r\nAuthorization: Bearer {}\r\n\r\n",
-        common::TOKEN
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    // The head is written once the stream is subscribed: from then on nothing is missed.
-    let mut raw = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let body_at = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 512];
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
-            .await
-            .expect("no response head for the stalled stream within 20 s")
-            .unwrap();
-        assert!(n > 0, "the server closed the stream before its head");
-        raw.extend_from_slice(&chunk[..n]);
+    let request = |target: &str, version: &str| {
+        format!(
+            "GET {target} HTTP/{version}\r\nHost: test\r\nAuthorization: Bearer {}\r\n\r\n",
+            common::TOKEN
+        )
     };
-    assert!(
-        raw.starts_with(b"HTTP/1.0 200"),
-        "{}",
-        String::from_utf8_lossy(&raw)
-    );
-    (stream, raw.split_off(body_at))
+    let version = if through_router {
+        stream
+            .write_all(request("/api/projections", "1.1").as_bytes())
+            .await
+            .unwrap();
+        let (head, mut body) = read_head(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .expect("a content-length");
+        read_exactly(&mut stream, &mut body, length).await;
+        "1.1"
+    } else {
+        "1.0"
+    };
+    stream
+        .write_all(request("/api/events/stream?after=0", version).as_bytes())
+        .await
+        .unwrap();
+    // The head is written once the stream is subscribed: from then on nothing is missed.
+    let (head, body) = read_head(&mut stream).await;
+    assert!(head.starts_with(&format!("HTTP/{version} 200")), "{head}");
+    (stream, body)
+}
+
+/// Reads a response head; returns it and the bytes read after it.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    let mut raw = Vec::new();
+    loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let body = raw.split_off(i + 4);
+            return (String::from_utf8_lossy(&raw).into_owned(), body);
+        }
+        read_more(stream, &mut raw).await;
+    }
+}
+
+/// Reads until `buf` holds at least `n` bytes.
+async fn read_exactly(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, n: usize) {
+    while buf.len() < n {
+        read_more(stream, buf).await;
+    }
+}
+
+async fn read_more(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk))
+        .await
+        .expect("no response within 20 s")
+        .unwrap();
+    assert!(n > 0, "the server closed the connection early");
+    buf.extend_from_slice(&chunk[..n]);
 }
 
 async fn append_blob(store: &inferplane_store::EventStore, id: String, size: usize) {
@@ -236,7 +278,7 @@ async fn a_slow_consumer_is_cut_off_with_a_reconnect_event_and_can_resume() {
         ..Default::default()
     })
     .await;
-    let (mut stalled, mut raw) = stalled_client(&app).await;
+    let (mut stalled, mut raw) = stalled_client(&app, false).await;
     let mut filler = Filler::new(&app).await;
     filler.block_the_writer().await;
     // Then more batches than the client's ring holds.
@@ -275,21 +317,35 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout() {
         ..Default::default()
     })
     .await;
-    let (mut stalled, mut raw) = stalled_client(&app).await;
+    // Both ways a stream is served: its own connection, and a keep-alive one (the router).
+    let (mut alone, mut alone_raw) = stalled_client(&app, false).await;
+    let (mut routed, mut routed_raw) = stalled_client(&app, true).await;
     let mut filler = Filler::new(&app).await;
     filler.block_the_writer().await;
     // Nothing more is appended, so the ring never overflows: only the write timeout can end
-    // this stream. Without it, reading would let the stream go on, and never end.
+    // these streams. Without it, reading would let them go on, and never end.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let body = read_to_the_end(&mut stalled, &mut raw).await;
-    assert!(
-        !body.contains("event: reconnect"),
-        "a reconnect frame cannot be written to a client that reads nothing"
-    );
-    let ids = ids_of(&body);
     let table = table_positions(&app).await;
-    assert!(ids.len() < table.len(), "the client was not disconnected");
-    assert_eq!(ids, table[..ids.len()], "the stalled client got a gap");
+    for (name, stalled, raw) in [
+        ("own connection", &mut alone, &mut alone_raw),
+        ("router", &mut routed, &mut routed_raw),
+    ] {
+        let body = read_to_the_end(stalled, raw).await;
+        assert!(
+            !body.contains("event: reconnect"),
+            "{name}: a reconnect frame cannot be written to a client that reads nothing"
+        );
+        let ids = ids_of(&body);
+        assert!(
+            ids.len() < table.len(),
+            "{name}: the client was not disconnected"
+        );
+        assert_eq!(
+            ids,
+            table[..ids.len()],
+            "{name}: the stalled client got a gap"
+        );
+    }
 }
 
 #[tokio::test]
