@@ -253,10 +253,15 @@ pub struct HttpArgs {
     /// Event batches buffered for live-stream clients before a slow one is cut off.
     #[arg(long, env = "INFERPLANE_SSE_BUFFER_BATCHES", default_value_t = 4096)]
     pub sse_buffer_batches: usize,
-    /// Seconds a connection may leave a write pending (its peer taking no bytes) before it is
-    /// closed: a live-stream client that stopped reading, or a slow reader of any response.
+    /// Seconds a write may wait for the peer to take bytes (the send buffer full) before the
+    /// connection is closed: a live-stream client that stopped reading, or a stalled reader
+    /// of any response.
     #[arg(long, env = "INFERPLANE_WRITE_TIMEOUT_SECS", default_value_t = 60)]
     pub write_timeout_secs: u64,
+    /// Milliseconds a request given the position of a just-committed event waits for it to
+    /// become readable (older transactions to end) before answering 503.
+    #[arg(long, env = "INFERPLANE_POSITION_WAIT_MS", default_value_t = 5000)]
+    pub position_wait_ms: u64,
     /// Fallback poll of the event store when no notification arrives, in milliseconds.
     #[arg(long, env = "INFERPLANE_POLL_INTERVAL_MS", default_value_t = 1000)]
     pub poll_interval_ms: u64,

@@ -29,6 +29,7 @@ fn settings(
         sse_keep_alive: Duration::from_secs(http.sse_keep_alive_secs.max(1)),
         sse_buffer_batches: http.sse_buffer_batches.max(16),
         write_timeout: Duration::from_secs(http.write_timeout_secs.max(1)),
+        position_wait: Duration::from_millis(http.position_wait_ms.min(60_000)),
         poll_interval: Duration::from_millis(http.poll_interval_ms.max(10)),
         projection_batch: http.projection_batch.clamp(1, 100_000),
         run_projections: !http.no_projections,

@@ -37,6 +37,9 @@ pub struct Settings {
     pub sse_buffer_batches: usize,
     /// A connection whose peer takes no bytes of a pending write for this long is closed.
     pub write_timeout: Duration,
+    /// How long a request given the position of a committed event that is not readable yet
+    /// (an older transaction is open) waits for it before answering `503`.
+    pub position_wait: Duration,
     /// Fallback poll when no notification arrives.
     pub poll_interval: Duration,
     /// Events per projection transaction.
@@ -87,6 +90,7 @@ impl Default for Settings {
             sse_replay_page: 500,
             sse_buffer_batches: 4096,
             write_timeout: Duration::from_secs(60),
+            position_wait: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             projection_batch: 1000,
             run_projections: true,

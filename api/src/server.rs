@@ -358,7 +358,7 @@ fn write_timed_out(e: &hyper::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::TimedOut;
+            return crate::write_deadline::is_write_stalled(io);
         }
         source = s.source();
     }

@@ -192,7 +192,7 @@ async fn stream<S: AsyncWrite + Unpin>(tcp: &mut S, state: &AppState, head: Head
         // The client went away, or took nothing for the write timeout: the stream (and its
         // hub subscription) is dropped with us.
         if let Err(e) = sent {
-            if e.kind() == std::io::ErrorKind::TimedOut {
+            if crate::write_deadline::is_write_stalled(&e) {
                 tracing::info!(error = %e, "stream client stopped reading: connection closed");
             }
             return StatusCode::OK;

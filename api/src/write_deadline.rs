@@ -6,6 +6,12 @@
 //! slow-consumer cut-off cannot act while a write is blocked, because the stream is only
 //! polled between writes. [`WriteDeadline`] fails a write that has made no progress for the
 //! configured time, which ends the connection.
+//!
+//! "No progress" is as the kernel reports it: a write is pending while the connection's send
+//! buffer is full, and becomes possible again once the peer has taken about half of what is
+//! queued. So a peer must take that much within the timeout, and a quiet stream (a keep-alive
+//! comment now and then) whose peer vanished without a FIN is not caught here: its few bytes
+//! fit in the send buffer, and the kernel's retransmission timeout ends it.
 
 use std::future::Future;
 use std::io;
@@ -16,8 +22,33 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+/// Why a write failed: it stayed pending for the write timeout. Carried inside the
+/// [`io::Error`] so that it can be told apart from the kernel's own `ETIMEDOUT`.
+#[derive(Debug)]
+pub struct WriteStalled {
+    timeout: Duration,
+}
+
+impl std::fmt::Display for WriteStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the peer took no bytes for {} s",
+            self.timeout.as_secs_f64().round()
+        )
+    }
+}
+
+impl std::error::Error for WriteStalled {}
+
+/// True when `e` is a write that [`WriteDeadline`] gave up on.
+pub fn is_write_stalled(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<WriteStalled>())
+}
+
 /// Wraps a connection: a write (or flush) that stays pending for `timeout` fails with
-/// [`io::ErrorKind::TimedOut`]. Reads are untouched.
+/// [`io::ErrorKind::TimedOut`] carrying [`WriteStalled`]. Reads are untouched. A write left
+/// pending and not polled again leaves the timer running: the next write continues it.
 pub struct WriteDeadline<T> {
     inner: T,
     timeout: Duration,
@@ -46,10 +77,7 @@ impl<T> WriteDeadline<T> {
         metrics::counter!("inferplane_http_write_timeouts_total").increment(1);
         Poll::Ready(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!(
-                "the peer took no bytes for {} s",
-                timeout.as_secs_f64().round()
-            ),
+            WriteStalled { timeout },
         ))
     }
 
@@ -121,6 +149,8 @@ mod tests {
         let started = std::time::Instant::now();
         let err = conn.write_all(&[7u8; 1024]).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(is_write_stalled(&err));
+        assert!(!is_write_stalled(&io::Error::from(io::ErrorKind::TimedOut)));
         assert!(started.elapsed() >= Duration::from_millis(300));
         // What was taken before the stall is there for the peer.
         let mut got = [0u8; 64];

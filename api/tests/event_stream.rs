@@ -256,9 +256,13 @@ async fn read_to_the_end(stalled: &mut tokio::net::TcpStream, raw: &mut Vec<u8>)
     String::from_utf8_lossy(raw).into_owned()
 }
 
+/// The ids of the complete frames of a stream's body (a cut connection can end mid-frame).
 fn ids_of(body: &str) -> Vec<i64> {
-    body.lines()
-        .filter_map(|l| l.strip_prefix("id: "))
+    let mut frames: Vec<&str> = body.split("\n\n").collect();
+    frames.pop();
+    frames
+        .iter()
+        .filter_map(|f| f.lines().find_map(|l| l.strip_prefix("id: ")))
         .map(|v| v.parse().unwrap())
         .collect()
 }
@@ -275,6 +279,8 @@ fn send_buffer_max() -> usize {
 async fn a_slow_consumer_is_cut_off_with_a_reconnect_event_and_can_resume() {
     let app = TestApp::spawn_with(inferplane_api::Settings {
         sse_buffer_batches: 4,
+        // Only the ring may end this stream, however long the appends take.
+        write_timeout: Duration::from_secs(3600),
         ..Default::default()
     })
     .await;
@@ -323,8 +329,19 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout() {
     let mut filler = Filler::new(&app).await;
     filler.block_the_writer().await;
     // Nothing more is appended, so the ring never overflows: only the write timeout can end
-    // these streams. Without it, reading would let them go on, and never end.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // these streams. Without it, reading would let them go on, and never end. Wait until the
+    // server reports both cut: reading before that would let the writes go on.
+    common::eventually(|| async {
+        let text = app.get("/metrics").send().await.ok()?.text().await.ok()?;
+        let cut: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("inferplane_http_write_timeouts_total "))?
+            .trim()
+            .parse()
+            .ok()?;
+        (cut >= 2.0).then_some(())
+    })
+    .await;
     let table = table_positions(&app).await;
     for (name, stalled, raw) in [
         ("own connection", &mut alone, &mut alone_raw),
@@ -346,6 +363,57 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_write_timeout() {
             "{name}: the stalled client got a gap"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_position_just_committed_behind_an_open_transaction_is_waited_for_not_refused() {
+    // The open transaction below holds every reader of the cluster back: keep it short.
+    let app = TestApp::spawn_with(inferplane_api::Settings {
+        position_wait: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let store = inferplane_store::EventStore::new(app.db.pool.clone());
+    // An older transaction, held open: events committed after it are not readable yet.
+    let mut open = app.db.pool.begin().await.unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    append_blob(&store, "first".into(), 10).await;
+    let meta =
+        inferplane_domain::EventMetadata::new_command(inferplane_domain::Actor::system("test"));
+    let event = inferplane_store::NewEvent {
+        event_type: "Bulky".into(),
+        event_version: "1".into(),
+        payload: serde_json::json!({}),
+    };
+    let position = store
+        .append("bulk", "second", 0, &[event], &meta)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Still held after the server's wait: 503 with Retry-After, for the page and the stream.
+    for path in [
+        format!("/api/events?after={position}"),
+        format!("/api/events/stream?after={position}"),
+    ] {
+        let r = app.get(&path).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        assert_eq!(r.headers()["retry-after"], "1");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "position-not-readable-yet", "{p}");
+    }
+
+    // Released while a request waits: that request answers, with nothing missed.
+    let waiting = tokio::spawn(app.get(&format!("/api/events?after={position}")).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    open.rollback().await.unwrap();
+    let r = waiting.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["next_after"], position, "nothing after it yet: {page}");
 }
 
 #[tokio::test]

@@ -178,26 +178,41 @@ pub async fn aggregate_history(
     rows.iter().map(decode).collect()
 }
 
-/// The cursor of the event at `position`, if it exists and is below the horizon (a client can
-/// only have been given such positions).
-pub async fn cursor_of(
-    conn: &mut PgConnection,
-    position: i64,
-) -> Result<Option<Cursor>, sqlx::Error> {
+/// Where the event at a position stands for a global read after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// No committed event has that position.
+    Unknown,
+    /// Committed and below the horizon: a read after it misses nothing.
+    Readable(Cursor),
+    /// Committed, but an older transaction is still open somewhere in the cluster: a read
+    /// after it now could miss that transaction's events. It becomes readable when they end
+    /// (normally within milliseconds). A client can hold such a position: a command's answer
+    /// names the position it appended at once.
+    Settling,
+}
+
+/// Where the event at `position` stands; position 0 is the start of the log.
+pub async fn locate(conn: &mut PgConnection, position: i64) -> Result<Located, sqlx::Error> {
     if position == 0 {
-        return Ok(Some(Cursor::START));
+        return Ok(Located::Readable(Cursor::START));
     }
-    let txid: Option<i64> = sqlx::query_scalar(
-        "select transaction_id::text::bigint from events
-         where position = $1 and transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
+    let row: Option<(i64, bool)> = sqlx::query_as(
+        "select transaction_id::text::bigint,
+                transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+         from events where position = $1",
     )
     .bind(position)
     .fetch_optional(conn)
     .await?;
-    Ok(txid.map(|transaction_id| Cursor {
-        transaction_id,
-        position,
-    }))
+    Ok(match row {
+        None => Located::Unknown,
+        Some((transaction_id, true)) => Located::Readable(Cursor {
+            transaction_id,
+            position,
+        }),
+        Some((_, false)) => Located::Settling,
+    })
 }
 
 /// The cursor of a committed event, whether or not it is below the horizon yet. For reading

@@ -285,3 +285,43 @@ async fn a_checked_read_reports_events_held_back_behind_an_open_transaction() {
     assert_eq!(ids(&page.events), ["late", "committed"]);
     assert!(!page.held_back);
 }
+
+#[tokio::test]
+async fn a_committed_position_behind_an_open_transaction_is_settling_then_readable() {
+    use inferplane_store::reader::{Located, locate};
+    let db = TestDatabase::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(
+        locate(&mut conn, 0).await.unwrap(),
+        Located::Readable(Cursor::START)
+    );
+    assert_eq!(locate(&mut conn, 999_999).await.unwrap(), Located::Unknown);
+
+    let mut open = db.pool.begin().await.unwrap();
+    insert_in(&mut open, "late", 1).await;
+    append_committed(&db.pool, "committed").await;
+    let position: i64 =
+        sqlx::query_scalar("select position from events where aggregate_id = 'committed'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        locate(&mut conn, position).await.unwrap(),
+        Located::Settling,
+        "reading after it now could miss the open transaction's event"
+    );
+
+    open.rollback().await.unwrap();
+    // Readable once the horizon passes it (other databases' transactions can delay that).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let located = loop {
+        let located = locate(&mut conn, position).await.unwrap();
+        if located != Located::Settling || tokio::time::Instant::now() > deadline {
+            break located;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let events = read_n(&db.pool, Cursor::START, 1).await;
+    assert_eq!(ids(&events), ["committed"]);
+    assert_eq!(located, Located::Readable(events[0].cursor()));
+}

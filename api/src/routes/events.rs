@@ -4,12 +4,13 @@ use std::convert::Infallible;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use inferplane_store::reader::{self, Filter};
+use inferplane_store::reader::{self, Filter, Located};
 use inferplane_store::{Cursor, StoredEvent};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
@@ -49,6 +50,8 @@ pub struct EventPage<'a> {
     next_after: i64,
 }
 
+/// The cursor to read after `position`. A position a command's answer has just named can be
+/// committed but not yet readable: wait for it rather than refuse it.
 async fn resolve(state: &AppState, position: i64) -> Result<Cursor, ApiError> {
     if position < 0 {
         return Err(ApiError::invalid_field(
@@ -56,9 +59,40 @@ async fn resolve(state: &AppState, position: i64) -> Result<Cursor, ApiError> {
             "must be a position (0 or more)",
         ));
     }
-    reader::cursor_of(&mut *state.pool.acquire().await?, position)
-        .await?
-        .ok_or_else(|| ApiError::invalid_field("after", format!("no event at position {position}")))
+    let wait = state.settings.position_wait;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match reader::locate(&mut *state.pool.acquire().await?, position).await? {
+            Located::Readable(cursor) => return Ok(cursor),
+            Located::Unknown => {
+                return Err(ApiError::invalid_field(
+                    "after",
+                    format!("no event at position {position}"),
+                ));
+            }
+            Located::Settling if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Located::Settling => {
+                tracing::warn!(
+                    position,
+                    wait_ms = wait.as_millis() as u64,
+                    "an event stayed behind an open transaction for the whole wait"
+                );
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "position-not-readable-yet",
+                    "Position not readable yet",
+                    format!(
+                        "the event at position {position} is committed, but an older transaction is still open; retry shortly"
+                    ),
+                );
+                e.headers
+                    .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                return Err(e);
+            }
+        }
+    }
 }
 
 /// `GET /api/events`: the global stream, a page at a time, in commit order.
