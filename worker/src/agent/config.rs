@@ -171,7 +171,8 @@ mod tests {
     fn defaults_and_a_token_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
-        std::fs::write(&file, "abc\n").unwrap();
+        // Not hex: the instance id (a UUID) is in the output too.
+        std::fs::write(&file, "tok-Zq9-secret\n").unwrap();
         let id = Uuid::now_v7().to_string();
         let cli = Cli::parse_from([
             "agent",
@@ -186,12 +187,12 @@ mod tests {
         ]);
         assert_eq!(cli.agent.listen.to_string(), "0.0.0.0:9100");
         let config = cli.agent.config().unwrap();
-        assert_eq!(config.bootstrap_token.as_deref(), Some("abc"));
+        assert_eq!(config.bootstrap_token.as_deref(), Some("tok-Zq9-secret"));
         assert_eq!(config.control_plane_url, "http://10.0.0.1:8080");
         assert_eq!(config.engine_url, "http://127.0.0.1:8000");
         assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
         assert!(
-            !format!("{config:?}").contains("abc"),
+            !format!("{config:?}").contains("tok-Zq9-secret"),
             "the token is redacted"
         );
     }
