@@ -194,7 +194,8 @@ async fn read_more(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&chunk[..n]);
 }
 
-async fn append_blob(store: &inferplane_store::EventStore, id: String, size: usize) {
+/// Appends one event of about `size` bytes to its own aggregate; returns its position.
+async fn append_blob(store: &inferplane_store::EventStore, id: String, size: usize) -> i64 {
     let event = inferplane_store::NewEvent {
         event_type: "Bulky".into(),
         event_version: "1".into(),
@@ -202,7 +203,11 @@ async fn append_blob(store: &inferplane_store::EventStore, id: String, size: usi
     };
     let meta =
         inferplane_domain::EventMetadata::new_command(inferplane_domain::Actor::system("test"));
-    store.append("bulk", &id, 0, &[event], &meta).await.unwrap();
+    store
+        .append("bulk", &id, 0, &[event], &meta)
+        .await
+        .unwrap()
+        .expect("one event appended")
 }
 
 /// Appends events and waits for each on a client that keeps up, so that every event is a
@@ -380,19 +385,7 @@ async fn a_position_just_committed_behind_an_open_transaction_is_waited_for_not_
         .execute(&mut *open)
         .await
         .unwrap();
-    append_blob(&store, "first".into(), 10).await;
-    let meta =
-        inferplane_domain::EventMetadata::new_command(inferplane_domain::Actor::system("test"));
-    let event = inferplane_store::NewEvent {
-        event_type: "Bulky".into(),
-        event_version: "1".into(),
-        payload: serde_json::json!({}),
-    };
-    let position = store
-        .append("bulk", "second", 0, &[event], &meta)
-        .await
-        .unwrap()
-        .unwrap();
+    let position = append_blob(&store, "held".into(), 10).await;
 
     // Still held after the server's wait: 503 with Retry-After, for the page and the stream.
     for path in [
