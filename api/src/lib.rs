@@ -35,7 +35,7 @@ pub struct Settings {
     pub sse_replay_page: i64,
     /// Batches the hub keeps for slow clients before cutting them off.
     pub sse_buffer_batches: usize,
-    /// A connection whose peer takes no bytes of a pending write for this long is closed.
+    /// A connection whose write waits this long for the peer to take bytes is closed.
     pub write_timeout: Duration,
     /// How long a request given the position of a committed event that is not readable yet
     /// (an older transaction is open) waits for it before answering `503`.

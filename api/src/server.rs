@@ -313,7 +313,7 @@ async fn serve_http(
                 o = crate::stream_conn::opening(&tcp) => o,
                 _ = inferplane_projections::stopped(&mut stop) => return,
             };
-            // A peer that takes no bytes for `write_timeout` loses its connection.
+            // A write that waits `write_timeout` for the peer to take bytes ends the connection.
             let tcp = crate::write_deadline::WriteDeadline::new(tcp, write_timeout);
             match opening {
                 crate::stream_conn::Opening::Stream => {

@@ -33,8 +33,8 @@ impl std::fmt::Display for WriteStalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the peer took no bytes for {} s",
-            self.timeout.as_secs_f64().round()
+            "a write waited {:?} for the peer to take bytes",
+            self.timeout
         )
     }
 }
